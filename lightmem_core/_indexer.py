@@ -1,0 +1,183 @@
+"""Write-behind vector indexing.
+
+``add`` stores a memory in SQLite with ``indexed = 0`` and returns; this indexer embeds
+pending memories in batches on a background thread and upserts them into the vector index.
+A search first indexes its own user's pending memories in the caller's thread
+(read-your-writes). Because pending rows live in SQLite, a crash loses nothing: the next
+open catches the index up.
+
+One lock orders index writes against erasure: a batch embedded for a user who is then
+forgotten is dropped, never written back into the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from .embedding import Embedder
+from .store import PendingVector, RecordStore, VectorIndex
+
+logger = logging.getLogger("lightmem")
+
+# Texts per embedding call. Small, so a query waiting for the embedder waits little.
+_EMBED_CHUNK = 8
+
+
+class VectorIndexer:
+    """Keeps the vector index caught up with the record store."""
+
+    def __init__(
+        self,
+        records: RecordStore,
+        vectors: Callable[[], VectorIndex],
+        embedder: Callable[[], Embedder],
+        *,
+        batch_size: int,
+        on_first_vector: Callable[[int], None],
+    ) -> None:
+        self._records = records
+        self._vectors = vectors
+        self._embedder = embedder
+        self._batch_size = batch_size
+        self._on_first_vector = on_first_vector
+        self._write_lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._access: dict[str, dict[str, datetime]] = defaultdict(dict)
+        self._access_lock = threading.Lock()
+        self.last_error: str | None = None
+        self.indexed_total = 0
+
+    # --- the background thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lightmem-indexer", daemon=True)
+            self._thread.start()
+            self._wake.set()  # catch up with whatever a previous process left pending
+
+    def notify(self) -> None:
+        """New pending memories exist."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._apply_access()
+                while not self._stop.is_set():
+                    pending = self._records.pending_vectors(limit=self._batch_size)
+                    if not pending:
+                        break
+                    self.index(pending)
+                backoff = 0.5
+                self.last_error = None
+            except Exception as err:  # keep the thread alive; rows stay pending
+                self.last_error = f"{type(err).__name__}: {err}"
+                logger.warning("lightmem: background indexing failed, will retry: %s", err)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        try:
+            self._apply_access()
+        except Exception as err:  # access counts are statistics; never fail a close
+            logger.warning("lightmem: could not save access statistics: %s", err)
+
+    # --- indexing -----------------------------------------------------------------------------
+
+    def index(self, pending: Sequence[PendingVector]) -> int:
+        """Embed and upsert these memories; returns how many reached the index."""
+        if not pending:
+            return 0
+        embedder = self._embedder()
+        vectors: list[list[float]] = []
+        for start in range(0, len(pending), _EMBED_CHUNK):
+            chunk = pending[start : start + _EMBED_CHUNK]
+            vectors.extend(embedder.embed([p.text for p in chunk]))
+        if vectors:
+            self._on_first_vector(len(vectors[0]))
+        with self._write_lock:
+            alive = self._records.existing_memory_ids([p.memory_id for p in pending])
+            by_user: dict[str, list[tuple[PendingVector, list[float]]]] = defaultdict(list)
+            for item, vector in zip(pending, vectors, strict=True):
+                if item.memory_id in alive:
+                    by_user[item.user_id].append((item, vector))
+            index = self._vectors()
+            for user_id, items in by_user.items():
+                index.upsert(
+                    user_id,
+                    [p.memory_id for p, _ in items],
+                    [v for _, v in items],
+                    [p.metadata for p, _ in items],
+                )
+            done = [p.memory_id for items in by_user.values() for p, _ in items]
+            self._records.mark_indexed(done)
+        self.indexed_total += len(done)
+        return len(done)
+
+    def flush_user(self, user_id: str) -> int:
+        """Index every pending memory of one user now, in the caller's thread."""
+        total = 0
+        while pending := self._records.pending_vectors(limit=self._batch_size, user_id=user_id):
+            total += self.index(pending)
+        return total
+
+    def flush_all(self, progress: Callable[[int], None] | None = None) -> int:
+        """Index every pending memory now, in the caller's thread."""
+        total = 0
+        while pending := self._records.pending_vectors(limit=self._batch_size):
+            done = self.index(pending)
+            total += done
+            if progress is not None:
+                progress(len(pending))
+        return total
+
+    def exclusive(self) -> threading.RLock:
+        """Hold while erasing a user: no index write can interleave."""
+        return self._write_lock
+
+    # --- access statistics (recorded off the search path) -----------------------------------
+
+    def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:
+        with self._access_lock:
+            for memory_id in memory_ids:
+                self._access[user_id][memory_id] = at
+        self._wake.set()
+
+    def drop_user(self, user_id: str) -> None:
+        with self._access_lock:
+            self._access.pop(user_id, None)
+
+    def _apply_access(self) -> None:
+        with self._access_lock:
+            batch, self._access = self._access, defaultdict(dict)
+        for user_id, seen in batch.items():
+            if seen:
+                self._records.record_access(user_id, list(seen), max(seen.values()))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()

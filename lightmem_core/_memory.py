@@ -1,0 +1,673 @@
+"""``LightMem``: the engine's public face.
+
+Sync methods do the work; each async twin runs its sync method in a worker thread
+(``asyncio.to_thread``) so the event loop never blocks on SQLite, Chroma or the embedder.
+The embedded stores and a local model have no non-blocking interface to await, so this is
+the honest way to be async here, and it shares every line of logic with the sync path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import _validation as check
+from ._config import LightMemConfig
+from ._errors import (
+    ConfigurationError,
+    DuplicateTurnId,
+    EmbeddingDimensionMismatch,
+    InvalidArgument,
+    StoreClosed,
+    StoreNotWritable,
+)
+from ._indexer import VectorIndexer
+from ._tokens import TokenCounter, approx_token_count
+from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
+from .embedding import Embedder, resolve_embedder
+from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, query_terms
+from .retrieval.render import HEADER, memory_line, render_context, turn_line
+from .store import ChromaVectorIndex, RecordStore, SQLiteRecordStore, VectorIndex
+from .writer import ExtractiveWriter, Writer
+
+__all__ = ["LightMem"]
+
+logger = logging.getLogger("lightmem")
+
+DEFAULT_PATH = "./lightmem_data"
+EXPORT_FORMAT = 1
+_QUERY_CACHE_SIZE = 256
+
+
+class LightMem:
+    """Long-term memory for LLM agents: add turns, search memories, get a prompt context.
+
+    Args:
+        path: folder of the embedded store (created private to the user if missing).
+        config: a :class:`LightMemConfig`; keyword ``options`` override its fields.
+        embedder: an :class:`~lightmem_core.embedding.Embedder`, a callable
+            ``texts -> vectors``, or a sentence-transformers model name/path. Default: the
+            offline all-MiniLM-L6-v2.
+        writer: writes MTM entries from turns (default :class:`ExtractiveWriter`).
+        reranker: stage-2 re-ranker (default :class:`LocalReranker`).
+        token_counter: counts prompt tokens for budgets (default: a fast estimator).
+        reindex: rebuild the vector index on open (needed after changing the embedder).
+
+    Raises:
+        StoreNotWritable: ``path`` cannot be created or written.
+        EmbeddingDimensionMismatch: the embedder does not match the existing index.
+        ConfigurationError: an option is unknown or invalid.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        config: LightMemConfig | None = None,
+        embedder: Embedder | Callable[[list[str]], Any] | str | None = None,
+        writer: Writer | None = None,
+        reranker: Reranker | None = None,
+        token_counter: TokenCounter | None = None,
+        reindex: bool = False,
+        **options: Any,
+    ) -> None:
+        base = config or LightMemConfig()
+        self.config = base.replace(**options) if options else base
+        self.path = Path(path).expanduser()
+        self._closed = False
+        self._make_private_dir(self.path)
+        self._records: RecordStore = SQLiteRecordStore(
+            self.path / "records.sqlite3",
+            synchronous=self.config.sqlite_synchronous,
+            busy_timeout_s=self.config.busy_timeout_s,
+        )
+        self._vectors_handle: VectorIndex | None = None
+        self._vectors_lock = threading.Lock()
+        self._embedder = resolve_embedder(
+            embedder if embedder is not None else self.config.embedder,
+            threads=self.config.embed_threads,
+            batch_size=self.config.embed_batch_size,
+        )
+        self._writer: Writer = writer or ExtractiveWriter()
+        self._reranker: Reranker = reranker or LocalReranker(ltm_boost=self.config.ltm_boost)
+        self._count_tokens: TokenCounter = token_counter or approx_token_count
+        self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
+        self._indexer = VectorIndexer(
+            self._records,
+            self._vectors,
+            lambda: self._embedder,
+            batch_size=self.config.embed_batch_size,
+            on_first_vector=self._check_dimension,
+        )
+        try:
+            self._check_embedder_identity(reindex=reindex)
+            if reindex:
+                self.reindex()
+        except BaseException:
+            self._records.close()
+            raise
+        self._indexer.start()
+
+    # --- opening ------------------------------------------------------------------------
+
+    @staticmethod
+    def _make_private_dir(path: Path) -> None:
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreNotWritable(f"cannot create the store folder {path}: {err}") from err
+        if not path.is_dir():
+            raise StoreNotWritable(f"{path} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise StoreNotWritable(f"the store folder {path} is not writable")
+
+    def _vectors(self) -> VectorIndex:
+        """The vector index, opened on first use (Chroma takes a second to start)."""
+        if self._vectors_handle is None:
+            with self._vectors_lock:
+                if self._vectors_handle is None:
+                    server = self.config.chroma_server
+                    self._vectors_handle = ChromaVectorIndex(
+                        path=None if server else self.path / "chroma",
+                        server=server,
+                        prefix=self.config.collection_prefix,
+                    )
+        return self._vectors_handle
+
+    def _check_embedder_identity(self, *, reindex: bool) -> None:
+        """Refuse an embedder that does not match the vectors already indexed."""
+        stored_name = self._records.get_meta("embedder")
+        stored_dim = self._records.get_meta("dimension")
+        if stored_name is None or stored_dim is None or stored_name == self._embedder.name:
+            return
+        if reindex:
+            return
+        dimension = self._embedder.dimension
+        if dimension != int(stored_dim):
+            raise EmbeddingDimensionMismatch(
+                f"the index at {self.path} holds {stored_dim}-dimensional vectors from "
+                f"{stored_name!r}, but the embedder {self._embedder.name!r} makes "
+                f"{dimension}-dimensional ones. Use the original embedder, or rebuild the "
+                "index with LightMem(..., reindex=True) or `lightmem reindex`."
+            )
+        raise ConfigurationError(
+            f"the index at {self.path} was built with {stored_name!r}, not "
+            f"{self._embedder.name!r}; their vectors are not comparable. Use the original "
+            "embedder, or rebuild the index with LightMem(..., reindex=True)."
+        )
+
+    def _check_dimension(self, dimension: int) -> None:
+        stored = self._records.get_meta("dimension")
+        if stored is None:
+            self._records.set_meta("embedder", self._embedder.name)
+            self._records.set_meta("dimension", str(dimension))
+        elif int(stored) != dimension:
+            raise EmbeddingDimensionMismatch(
+                f"the embedder {self._embedder.name!r} made {dimension}-dimensional vectors; "
+                f"the index holds {stored}-dimensional ones. Rebuild it with reindex=True."
+            )
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("this LightMem instance is closed; open a new one")
+
+    # --- writing --------------------------------------------------------------------------
+
+    def add(
+        self,
+        user_id: str,
+        content: str,
+        *,
+        role: str = "user",
+        session_id: str | None = None,
+        timestamp: datetime | str | float | None = None,
+        turn_id: str | None = None,
+        speaker: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Turn:
+        """Store one turn and its mid-term entries. Durable when it returns; calls no model.
+
+        The turn is searchable at once (read-your-writes); its vectors are computed in the
+        background, in batches.
+
+        Raises:
+            InvalidUserId, InvalidContent, ContentTooLarge, InvalidTimestamp,
+            InvalidArgument, DuplicateTurnId: nothing was stored.
+        """
+        return self.add_many(
+            user_id,
+            [
+                {
+                    "content": content,
+                    "role": role,
+                    "session_id": session_id,
+                    "timestamp": timestamp,
+                    "turn_id": turn_id,
+                    "speaker": speaker,
+                    "metadata": metadata,
+                }
+            ],
+        )[0]
+
+    def add_many(
+        self,
+        user_id: str,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        session_id: str | None = None,
+    ) -> list[Turn]:
+        """Store several turns of one user atomically: all of them, or (on any error) none.
+
+        Each message is a mapping with ``content`` and optionally ``role``, ``session_id``,
+        ``timestamp``, ``turn_id``, ``speaker``, ``metadata`` (same meaning as in :meth:`add`).
+        """
+        self._ensure_open()
+        user = check.user_id(user_id)
+        turns = [self._turn(user, message, default_session=session_id) for message in messages]
+        if not turns:
+            return []
+        ids = [t.turn_id for t in turns]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            raise DuplicateTurnId(f"turn_id {', '.join(map(repr, repeated))} repeated in one batch")
+        now = datetime.now(UTC)
+        memories = [
+            Memory(
+                id=uuid.uuid4().hex,
+                user_id=user,
+                tier=Tier.MTM,
+                kind=draft.kind,
+                text=draft.text,
+                timestamp=turn.timestamp,
+                session_id=turn.session_id,
+                speaker=turn.speaker,
+                source_ids=(turn.turn_id,),
+                created_at=now,
+                metadata=draft.metadata,
+            )
+            for turn in turns
+            for draft in self._writer.write(turn)
+        ]
+        self._records.add(turns, memories)
+        self._indexer.notify()
+        return turns
+
+    def _turn(self, user: str, message: Mapping[str, Any], *, default_session: str | None) -> Turn:
+        if not isinstance(message, Mapping):
+            raise InvalidArgument(f"each message must be a mapping, got {type(message).__name__}")
+        unknown = set(message) - {"content", "role", "session_id", "timestamp", "turn_id", "speaker", "metadata"}
+        if unknown:
+            raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
+        session = message.get("session_id") or default_session
+        turn_id = message.get("turn_id")
+        timestamp = message.get("timestamp")
+        return Turn(
+            user_id=user,
+            turn_id=check.identifier(turn_id, what="turn_id") if turn_id is not None else uuid.uuid4().hex,
+            session_id=check.identifier(session, what="session_id") if session is not None else "default",
+            role=check.role(message.get("role", "user")),
+            content=check.content(message.get("content"), max_chars=self.config.max_content_chars),
+            timestamp=check.timestamp(timestamp) if timestamp is not None else datetime.now(UTC),
+            speaker=check.optional_text(message.get("speaker"), what="speaker"),
+            metadata=check.metadata(message.get("metadata"), max_bytes=self.config.max_metadata_bytes),
+        )
+
+    def remember(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        kind: str = "fact",
+        timestamp: datetime | str | float | None = None,
+        source_ids: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Pin a piece of knowledge straight into long-term memory.
+
+        ``source_ids`` may name turns of this user the knowledge came from.
+
+        Raises:
+            InvalidUserId, InvalidContent, InvalidArgument: nothing was stored.
+        """
+        self._ensure_open()
+        user = check.user_id(user_id)
+        body = check.content(text, max_chars=self.config.max_content_chars, what="text")
+        kind = check.identifier(kind, what="kind")
+        sources = tuple(dict.fromkeys(check.identifier(s, what="source_ids item") for s in source_ids))
+        if sources:
+            known = self._records.existing_turn_ids(user, sources)
+            missing = [s for s in sources if s not in known]
+            if missing:
+                raise InvalidArgument(f"source_ids name turns this user does not have: {missing}")
+        now = datetime.now(UTC)
+        memory = Memory(
+            id=uuid.uuid4().hex,
+            user_id=user,
+            tier=Tier.LTM,
+            kind=kind,
+            text=" ".join(body.split()),
+            timestamp=check.timestamp(timestamp) if timestamp is not None else now,
+            source_ids=sources,
+            created_at=now,
+            metadata=check.metadata(metadata, max_bytes=self.config.max_metadata_bytes),
+        )
+        self._records.add([], [memory])
+        self._indexer.notify()
+        return memory
+
+    # --- reading --------------------------------------------------------------------------
+
+    def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        now: datetime | str | float | None = None,
+        tiers: Sequence[Tier | str] | None = None,
+    ) -> SearchResults:
+        """The user's memories most relevant to ``query``, ranked, packed into ``token_budget``.
+
+        ``now`` answers as of that moment: memories from after it are left out. A user with
+        no memories gets an empty result.
+        """
+        self._ensure_open()
+        user = check.user_id(user_id)
+        text = check.content(query, max_chars=self.config.max_content_chars, what="query")
+        limit = check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        budget = (
+            check.positive_int(token_budget, what="token_budget")
+            if token_budget is not None
+            else self.config.token_budget
+        )
+        as_of = check.timestamp(now, what="now") if now is not None else None
+        wanted = self._tiers(tiers)
+        return self._search(user, text, k=limit, budget=budget, as_of=as_of, tiers=wanted,
+                            exclude_sources=frozenset(), cost=lambda m: self._count_tokens(m.text))  # fmt: skip
+
+    @staticmethod
+    def _tiers(tiers: Sequence[Tier | str] | None) -> tuple[Tier, ...] | None:
+        if tiers is None:
+            return None
+        try:
+            chosen = tuple(Tier(t) for t in tiers)
+        except ValueError as err:
+            raise InvalidArgument(f"tiers must be among 'mtm' and 'ltm', got {list(tiers)}") from err
+        if Tier.STM in chosen:
+            raise InvalidArgument("short-term memory is not searched; use recent() or get_context()")
+        return chosen
+
+    def _search(
+        self,
+        user: str,
+        query: str,
+        *,
+        k: int,
+        budget: int,
+        as_of: datetime | None,
+        tiers: tuple[Tier, ...] | None,
+        exclude_sources: frozenset[str],
+        cost: Callable[[Memory], int],
+    ) -> SearchResults:
+        pool = max(self.config.pool_size, k)
+        lexical = self._records.lexical_search(
+            user, query_terms(query), limit=pool, tiers=tiers, before=as_of
+        )
+        self._indexer.flush_user(user)  # read-your-writes for the dense side
+        dense = self._vectors().query(
+            user, self._embed_query(user, query), k=pool, where=self._where(tiers, as_of)
+        )
+        candidates = fuse(dense, lexical, pool=pool)
+        memories = self._records.get_memories(user, [c.memory_id for c in candidates])
+        if exclude_sources:
+            memories = {
+                i: m for i, m in memories.items()
+                if not m.source_ids or not set(m.source_ids) <= exclude_sources
+            }  # fmt: skip
+        ranked = self._reranker.rerank(query, candidates, memories)
+        kept, omitted = pack_to_budget(
+            ((memories[i], score) for i, score in ranked if i in memories),
+            k=k,
+            token_budget=budget,
+            cost=cost,
+        )
+        hits = [
+            Hit(
+                text=m.text,
+                tier=m.tier,
+                score=score,
+                source_ids=m.source_ids,
+                timestamp=m.timestamp,
+                memory_id=m.id,
+                kind=m.kind,
+                session_id=m.session_id,
+                speaker=m.speaker,
+                tokens=tokens,
+            )
+            for m, score, tokens in kept
+        ]
+        if hits:
+            self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
+        return SearchResults(hits, omitted=omitted, token_budget=budget)
+
+    @staticmethod
+    def _where(tiers: tuple[Tier, ...] | None, as_of: datetime | None) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if tiers:
+            clauses.append({"tier": {"$in": [t.value for t in tiers]}})
+        if as_of is not None:
+            clauses.append({"ts": {"$lte": as_of.timestamp()}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _embed_query(self, user: str, query: str) -> list[float]:
+        key = (user, query)
+        with self._query_cache_lock:
+            cached = self._query_cache.get(key)
+            if cached is not None:
+                self._query_cache.move_to_end(key)
+                return cached
+        vector = self._embedder.embed([query])[0]
+        self._check_dimension(len(vector))
+        with self._query_cache_lock:
+            self._query_cache[key] = vector
+            while len(self._query_cache) > _QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return vector
+
+    def recent(
+        self, user_id: str, *, session_id: str | None = None, token_budget: int | None = None
+    ) -> list[Turn]:
+        """Short-term memory: the latest turns of a session (the user's latest if ``None``),
+        oldest first, at most ``stm_turns`` of them and within ``token_budget``."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        session = check.identifier(session_id, what="session_id") if session_id is not None else None
+        budget = (
+            check.positive_int(token_budget, what="token_budget")
+            if token_budget is not None
+            else self.config.stm_token_budget
+        )
+        return self._recent(user, session, budget)
+
+    def _recent(self, user: str, session: str | None, budget: int) -> list[Turn]:
+        turns = self._records.recent_turns(user, session_id=session, limit=self.config.stm_turns)
+        kept: list[Turn] = []
+        used = 0
+        for turn in reversed(turns):  # newest first: the latest turns matter most
+            tokens = self._count_tokens(turn_line(turn))
+            if used + tokens > budget:
+                break
+            kept.append(turn)
+            used += tokens
+        return kept[::-1]
+
+    def get_context(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        token_budget: int | None = None,
+        session_id: str | None = None,
+        now: datetime | str | float | None = None,
+        k: int | None = None,
+    ) -> str:
+        """A prompt-ready block: memories relevant to ``query``, then the recent turns of the
+        session, together within ``token_budget``. Empty string when nothing is known."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        text = check.content(query, max_chars=self.config.max_content_chars, what="query")
+        budget = (
+            check.positive_int(token_budget, what="token_budget")
+            if token_budget is not None
+            else self.config.token_budget
+        )
+        session = check.identifier(session_id, what="session_id") if session_id is not None else None
+        limit = check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        as_of = check.timestamp(now, what="now") if now is not None else None
+        recent = self._recent(user, session, min(self.config.stm_token_budget, budget // 2))
+        frame = self._count_tokens(render_context(recent, [])) + self._count_tokens(
+            "\n".join([HEADER, "<memories>", "</memories>"])
+        )
+        hits = self._search(
+            user,
+            text,
+            k=limit,
+            budget=max(0, budget - frame),
+            as_of=as_of,
+            tiers=None,
+            exclude_sources=frozenset(t.turn_id for t in recent),
+            cost=lambda m: self._count_tokens(memory_line(m)),
+        )
+        return render_context(recent, hits)
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        """Everything held about the user, as JSON-serialisable data."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        turns, memories = self._records.export_user(user)
+        return {
+            "format": EXPORT_FORMAT,
+            "user_id": user,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "turns": [t.to_dict() for t in turns],
+            "memories": [m.to_dict() for m in memories],
+        }
+
+    def forget(self, user_id: str) -> ForgetReceipt:
+        """Erase the user everywhere: records, full-text index, vectors, caches.
+
+        Returns a receipt of what was removed. Forgetting an unknown user removes nothing."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        with self._indexer.exclusive():
+            deleted = self._records.delete_user(user)
+            vectors = self._vectors().delete_user(user)
+            self._indexer.drop_user(user)
+        with self._query_cache_lock:
+            for key in [key for key in self._query_cache if key[0] == user]:
+                del self._query_cache[key]
+        return ForgetReceipt(
+            user_id=user,
+            turns=deleted.turns,
+            memories=deleted.memories,
+            vectors=vectors,
+            fts_rows=deleted.fts_rows,
+            completed_at=datetime.now(UTC),
+        )
+
+    def stats(self, user_id: str | None = None) -> dict[str, Any]:
+        """Counts per tier, vectors and indexing backlog: for one user, or the whole store."""
+        self._ensure_open()
+        user = check.user_id(user_id) if user_id is not None else None
+        counts = self._records.counts(user)
+        result: dict[str, Any] = {"user_id": user, **counts}
+        if user is not None:
+            result["vectors"] = self._vectors().count(user)
+        else:
+            result["users"] = len(self._records.users())
+            result["path"] = str(self.path)
+            result["vector_index"] = self.config.chroma_url or (
+                f"http://{self.config.chroma_host}:{self.config.chroma_port}"
+                if self.config.chroma_host
+                else str(self.path / "chroma")
+            )
+        result["embedder"] = self._embedder.name
+        result["indexer_error"] = self._indexer.last_error
+        return result
+
+    def users(self) -> list[str]:
+        """Every user id in the store (an operator's call: it lists, it reveals no content)."""
+        self._ensure_open()
+        return self._records.users()
+
+    def flush(self) -> int:
+        """Index every pending memory now; returns how many were indexed."""
+        self._ensure_open()
+        return self._indexer.flush_all()
+
+    def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the vector index from the record store with the current embedder.
+
+        ``progress`` is called with the number of memories done after each batch."""
+        self._ensure_open()
+        with self._indexer.exclusive():
+            self._vectors().reset()
+            self._records.mark_all_pending()
+            self._records.set_meta("embedder", self._embedder.name)
+            self._records.set_meta("dimension", str(self._embedder.dimension))
+        with self._query_cache_lock:
+            self._query_cache.clear()
+        return self._indexer.flush_all(progress)
+
+    def close(self) -> None:
+        """Stop background work and close the stores. Safe to call twice. Memories not yet
+        indexed stay pending on disk and are indexed on the next open."""
+        if self._closed:
+            return
+        self._closed = True
+        self._indexer.close()
+        if self._vectors_handle is not None:
+            self._vectors_handle.close()
+        self._records.close()
+
+    def __enter__(self) -> LightMem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"LightMem(path={str(self.path)!r}, embedder={self._embedder.name!r}, {state})"
+
+    # --- async twins ----------------------------------------------------------------------
+
+    async def aadd(self, user_id: str, content: str, **kwargs: Any) -> Turn:
+        """Async :meth:`add`."""
+        return await asyncio.to_thread(self.add, user_id, content, **kwargs)
+
+    async def aadd_many(
+        self, user_id: str, messages: Iterable[Mapping[str, Any]], *, session_id: str | None = None
+    ) -> list[Turn]:
+        """Async :meth:`add_many`."""
+        return await asyncio.to_thread(self.add_many, user_id, list(messages), session_id=session_id)
+
+    async def aremember(self, user_id: str, text: str, **kwargs: Any) -> Memory:
+        """Async :meth:`remember`."""
+        return await asyncio.to_thread(self.remember, user_id, text, **kwargs)
+
+    async def asearch(self, user_id: str, query: str, **kwargs: Any) -> SearchResults:
+        """Async :meth:`search`."""
+        return await asyncio.to_thread(self.search, user_id, query, **kwargs)
+
+    async def arecent(self, user_id: str, **kwargs: Any) -> list[Turn]:
+        """Async :meth:`recent`."""
+        return await asyncio.to_thread(self.recent, user_id, **kwargs)
+
+    async def aget_context(self, user_id: str, query: str, **kwargs: Any) -> str:
+        """Async :meth:`get_context`."""
+        return await asyncio.to_thread(self.get_context, user_id, query, **kwargs)
+
+    async def aexport(self, user_id: str) -> dict[str, Any]:
+        """Async :meth:`export`."""
+        return await asyncio.to_thread(self.export, user_id)
+
+    async def aforget(self, user_id: str) -> ForgetReceipt:
+        """Async :meth:`forget`."""
+        return await asyncio.to_thread(self.forget, user_id)
+
+    async def astats(self, user_id: str | None = None) -> dict[str, Any]:
+        """Async :meth:`stats`."""
+        return await asyncio.to_thread(self.stats, user_id)
+
+    async def aflush(self) -> int:
+        """Async :meth:`flush`."""
+        return await asyncio.to_thread(self.flush)
+
+    async def areindex(self, *, progress: Callable[[int], None] | None = None) -> int:
+        """Async :meth:`reindex`."""
+        return await asyncio.to_thread(self.reindex, progress=progress)
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> LightMem:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

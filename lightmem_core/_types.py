@@ -1,0 +1,185 @@
+"""Records that cross the public API: turns, memories, hits and receipts.
+
+All are small frozen dataclasses. ``to_dict()`` gives JSON-serialisable data (used by
+``export`` and the CLI's ``--json`` output).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["ForgetReceipt", "Hit", "Memory", "SearchResults", "Tier", "Turn"]
+
+
+class Tier(str, enum.Enum):
+    """The three memory tiers."""
+
+    STM = "stm"
+    """Short-term: the recent turns of a conversation."""
+    MTM = "mtm"
+    """Mid-term: compact entries written from the conversation."""
+    LTM = "ltm"
+    """Long-term: consolidated knowledge about the user."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a conversation, as stored (the raw record MTM entries point at)."""
+
+    user_id: str
+    turn_id: str
+    """Caller-supplied id, or a generated one; unique per user."""
+    session_id: str
+    role: str
+    """``user``, ``assistant``, ``system`` or ``tool``."""
+    content: str
+    timestamp: datetime
+    """When the turn happened (timezone-aware, UTC)."""
+    speaker: str | None = None
+    """Who spoke, by name, when known."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "turn_id": self.turn_id,
+            "session_id": self.session_id,
+            "role": self.role,
+            "speaker": self.speaker,
+            "content": self.content,
+            "timestamp": _iso(self.timestamp),
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """A stored MTM or LTM entry."""
+
+    id: str
+    user_id: str
+    tier: Tier
+    kind: str
+    """What the entry is: ``turn`` (extracted from one), ``fact``, ``preference``, ``event``..."""
+    text: str
+    timestamp: datetime | None
+    """When the remembered thing happened or was said."""
+    session_id: str | None = None
+    speaker: str | None = None
+    source_ids: tuple[str, ...] = ()
+    """Ids of the turns this entry was written from (provenance)."""
+    created_at: datetime | None = None
+    access_count: int = 0
+    last_accessed: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "tier": self.tier.value,
+            "kind": self.kind,
+            "text": self.text,
+            "timestamp": _iso(self.timestamp),
+            "session_id": self.session_id,
+            "speaker": self.speaker,
+            "source_ids": list(self.source_ids),
+            "created_at": _iso(self.created_at),
+            "access_count": self.access_count,
+            "last_accessed": _iso(self.last_accessed),
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved memory, ranked."""
+
+    text: str
+    tier: Tier
+    score: float
+    """Higher is better; comparable within one result list only."""
+    source_ids: tuple[str, ...]
+    """Ids of the turns the memory was written from."""
+    timestamp: datetime | None
+    memory_id: str
+    kind: str = "turn"
+    session_id: str | None = None
+    speaker: str | None = None
+    tokens: int = 0
+    """Tokens the hit's text costs in the budget."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "memory_id": self.memory_id,
+            "tier": self.tier.value,
+            "kind": self.kind,
+            "score": round(self.score, 6),
+            "text": self.text,
+            "timestamp": _iso(self.timestamp),
+            "session_id": self.session_id,
+            "speaker": self.speaker,
+            "source_ids": list(self.source_ids),
+            "tokens": self.tokens,
+        }
+
+
+class SearchResults(list[Hit]):
+    """The ranked hits of one search: a list, plus what the budget left out.
+
+    Attributes:
+        omitted: candidates that were relevant enough to rank but did not fit the budget.
+        token_budget: the budget the hits were packed into.
+        tokens_used: tokens the hits cost together.
+    """
+
+    omitted: int
+    token_budget: int
+    tokens_used: int
+
+    def __init__(
+        self, hits: list[Hit] | None = None, *, omitted: int = 0, token_budget: int = 0
+    ) -> None:
+        super().__init__(hits or [])
+        self.omitted = omitted
+        self.token_budget = token_budget
+        self.tokens_used = sum(h.tokens for h in self)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReceipt:
+    """What ``forget`` removed for one user."""
+
+    user_id: str
+    turns: int
+    memories: dict[str, int]
+    """Entries removed per tier (``mtm``, ``ltm``)."""
+    vectors: int
+    """Vectors removed from the vector index."""
+    fts_rows: int
+    """Rows removed from the full-text index."""
+    completed_at: datetime
+
+    @property
+    def total(self) -> int:
+        return self.turns + sum(self.memories.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "turns": self.turns,
+            "memories": dict(self.memories),
+            "vectors": self.vectors,
+            "fts_rows": self.fts_rows,
+            "completed_at": self.completed_at.isoformat(),
+        }

@@ -1,0 +1,18 @@
+"""Storage: the record store (SQLite, the record of truth) and the vector index (Chroma).
+
+Both sit behind small protocols (:class:`RecordStore`, :class:`VectorIndex`); a second
+backend is a new module that satisfies one of them.
+"""
+
+from ._contracts import DeletedCounts, PendingVector, RecordStore, VectorIndex
+from .chroma import ChromaVectorIndex
+from .sqlite import SQLiteRecordStore
+
+__all__ = [
+    "ChromaVectorIndex",
+    "DeletedCounts",
+    "PendingVector",
+    "RecordStore",
+    "SQLiteRecordStore",
+    "VectorIndex",
+]

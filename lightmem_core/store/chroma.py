@@ -1,0 +1,209 @@
+"""Chroma vector index: on disk (embedded) or a Chroma server, one collection per user.
+
+One collection per user rather than one shared collection with a ``user_id`` filter:
+isolation is structural (a query cannot reach another user's vectors), erasure drops the
+user's collection and its files, and query latency does not grow with other users' data.
+Each vector also carries its ``user_id`` in metadata, and results are checked against it.
+
+Collection names are a hash of the user id, so user ids never appear in file or
+collection names. We always pass embeddings ourselves: Chroma's default embedding function
+(which would download a model) is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import MissingDependency, StorageError, StoreNotWritable
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+__all__ = ["ChromaVectorIndex"]
+
+
+def _chromadb() -> Any:
+    # onnxruntime (pulled in by chromadb) phones home unless told not to.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    try:
+        import chromadb
+    except ImportError as err:  # pragma: no cover - chromadb is a core dependency
+        raise MissingDependency("chromadb is required: pip install lightmem-slm") from err
+    return chromadb
+
+
+class ChromaVectorIndex:
+    """The :class:`~lightmem_core.store.VectorIndex` on Chroma."""
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        server: tuple[str, int, bool] | None = None,
+        prefix: str = "lightmem",
+    ) -> None:
+        """Open the index on disk at ``path``, or on the server ``(host, port, ssl)``."""
+        if (path is None) == (server is None):
+            raise ValueError("give exactly one of path or server")
+        self._prefix = prefix
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
+        chromadb = _chromadb()
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        try:
+            if server is not None:
+                host, port, ssl = server
+                self.location = f"{'https' if ssl else 'http'}://{host}:{port}"
+                self._client: ClientAPI = chromadb.HttpClient(
+                    host=host, port=port, ssl=ssl, settings=settings
+                )
+            else:
+                assert path is not None
+                Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.location = str(path)
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        except PermissionError as err:
+            raise StoreNotWritable(f"cannot write the vector index at {path}: {err}") from err
+        except Exception as err:
+            raise StorageError(f"cannot open the Chroma vector index at {path or server}: {err}") from err
+
+    def collection_name(self, user_id: str) -> str:
+        return f"{self._prefix}_{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:40]}"
+
+    def _collection(self, user_id: str, *, create: bool) -> Collection | None:
+        with self._lock:
+            cached = self._collections.get(user_id)
+        if cached is not None:
+            return cached
+        name = self.collection_name(user_id)
+        try:
+            if create:
+                collection = self._client.get_or_create_collection(
+                    name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                )
+            else:
+                collection = self._client.get_collection(name, embedding_function=None)
+        except Exception as err:
+            if not create and _is_not_found(err):
+                return None
+            raise StorageError(f"vector index error ({self.location}): {err}") from err
+        with self._lock:
+            self._collections[user_id] = collection
+        return collection
+
+    def upsert(
+        self,
+        user_id: str,
+        ids: Sequence[str],
+        embeddings: Sequence[Sequence[float]],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        if not ids:
+            return
+        collection = self._collection(user_id, create=True)
+        assert collection is not None
+        try:
+            collection.upsert(
+                ids=list(ids),
+                embeddings=[list(map(float, e)) for e in embeddings],
+                metadatas=[dict(m) for m in metadatas],
+            )
+        except Exception as err:
+            self._forget_handle(user_id)
+            raise StorageError(f"vector index upsert failed ({self.location}): {err}") from err
+
+    def query(
+        self,
+        user_id: str,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        where: dict[str, Any] | None = None,
+    ) -> list[tuple[str, float]]:
+        collection = self._collection(user_id, create=False)
+        if collection is None:
+            return []
+        try:
+            result = collection.query(
+                query_embeddings=[list(map(float, embedding))],
+                n_results=k,
+                where=where,
+                include=["distances", "metadatas"],
+            )
+        except Exception as err:
+            self._forget_handle(user_id)
+            if _is_not_found(err):
+                return []
+            raise StorageError(f"vector index query failed ({self.location}): {err}") from err
+        ids = result["ids"][0]
+        distances = (result["distances"] or [[]])[0]
+        metadatas = (result["metadatas"] or [[]])[0]
+        hits = []
+        for memory_id, distance, meta in zip(ids, distances, metadatas, strict=True):
+            if meta is None or meta.get("user_id") != user_id:
+                continue  # defence in depth: never return a vector that is not the user's
+            hits.append((memory_id, 1.0 - float(distance)))
+        return hits
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> None:
+        collection = self._collection(user_id, create=False)
+        if collection is not None and ids:
+            try:
+                collection.delete(ids=list(ids))
+            except Exception as err:
+                raise StorageError(f"vector index delete failed ({self.location}): {err}") from err
+
+    def delete_user(self, user_id: str) -> int:
+        count = self.count(user_id)
+        self._forget_handle(user_id)
+        try:
+            self._client.delete_collection(self.collection_name(user_id))
+        except Exception as err:
+            if not _is_not_found(err):
+                raise StorageError(f"vector index delete failed ({self.location}): {err}") from err
+        return count
+
+    def count(self, user_id: str) -> int:
+        collection = self._collection(user_id, create=False)
+        if collection is None:
+            return 0
+        try:
+            return int(collection.count())
+        except Exception as err:
+            self._forget_handle(user_id)
+            if _is_not_found(err):
+                return 0
+            raise StorageError(f"vector index count failed ({self.location}): {err}") from err
+
+    def reset(self) -> None:
+        with self._lock:
+            self._collections.clear()
+        try:
+            for collection in self._client.list_collections():
+                name = collection if isinstance(collection, str) else collection.name
+                if name.startswith(self._prefix + "_"):
+                    self._client.delete_collection(name)
+        except Exception as err:
+            raise StorageError(f"vector index reset failed ({self.location}): {err}") from err
+
+    def close(self) -> None:
+        with self._lock:
+            self._collections.clear()
+
+    def _forget_handle(self, user_id: str) -> None:
+        with self._lock:
+            self._collections.pop(user_id, None)
+
+
+def _is_not_found(err: Exception) -> bool:
+    return type(err).__name__ in ("NotFoundError", "InvalidCollectionException") or (
+        "does not exist" in str(err)
+    )

@@ -1,0 +1,511 @@
+"""SQLite record store: the record of truth, with FTS5 (BM25) full-text search.
+
+One database file in WAL mode. Each thread gets its own connection; writes take the
+write lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout_s`` for it, so
+"database is locked" never reaches the caller under ordinary contention.
+
+Per-user scoping in full-text search: each FTS row carries an ``owner`` token derived from
+the user id, and every MATCH requires it, so BM25 never scores another user's rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .._errors import DuplicateTurnId, StorageError, StoreNotWritable
+from .._types import Memory, Tier, Turn
+from ._contracts import DeletedCounts, PendingVector
+
+__all__ = ["SQLiteRecordStore"]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    TEXT NOT NULL,
+    turn_id    TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    speaker    TEXT,
+    content    TEXT NOT NULL,
+    ts         REAL NOT NULL,
+    metadata   TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (user_id, turn_id)
+);
+CREATE INDEX IF NOT EXISTS turns_by_session ON turns (user_id, session_id, seq);
+CREATE TABLE IF NOT EXISTS memories (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    user_id       TEXT NOT NULL,
+    tier          TEXT NOT NULL CHECK (tier IN ('mtm', 'ltm')),
+    kind          TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    session_id    TEXT,
+    speaker       TEXT,
+    ts            REAL,
+    created_at    REAL NOT NULL,
+    access_count  INTEGER NOT NULL DEFAULT 0,
+    last_accessed REAL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    indexed       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, tier);
+CREATE INDEX IF NOT EXISTS memories_pending ON memories (seq) WHERE indexed = 0;
+CREATE TABLE IF NOT EXISTS memory_sources (
+    memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    turn_id   TEXT NOT NULL,
+    PRIMARY KEY (memory_id, turn_id)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+    owner, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+def owner_token(user_id: str) -> str:
+    """A single alphanumeric FTS token standing for the user (no tokenizer can split it)."""
+    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
+
+
+def _epoch(ts: datetime | None) -> float | None:
+    return ts.timestamp() if ts is not None else None
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, tz=UTC) if epoch is not None else None
+
+
+class SQLiteRecordStore:
+    """The :class:`~lightmem_core.store.RecordStore` on one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        new_file = not self.path.exists()
+        conn = self._conn()
+        if new_file:
+            try:
+                os.chmod(self.path, 0o600)  # the records are personal data
+            except OSError:
+                pass
+        try:
+            # Idempotent DDL; executescript runs it in its own transaction.
+            conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError as err:
+            raise self._translate(err) from err
+        with self._write() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION,),
+            )
+
+    # --- connections ------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the record store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_s,
+                isolation_level=None,  # explicit transactions only
+                check_same_thread=False,  # one per thread, but close() may run elsewhere
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Zero freed pages, so erased text does not linger in the file.
+            conn.execute("PRAGMA secure_delete = ON")
+        except sqlite3.OperationalError as err:
+            raise StoreNotWritable(f"cannot open the record store at {self.path}: {err}") from err
+        self._local.conn = conn
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction; rolled back entirely on any error."""
+        conn = self._conn()
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise self._translate(err) from err
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            conn.rollback()
+            raise self._translate(err) from err
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        conn = self._conn()
+        try:
+            cur = conn.execute(sql, params)
+            return cur.fetchall()
+        except sqlite3.OperationalError as err:
+            raise self._translate(err) from err
+
+    def _translate(self, err: sqlite3.Error) -> StorageError:
+        text = str(err)
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return StoreNotWritable(f"the record store at {self.path} is not writable: {text}")
+        if "locked" in text or "busy" in text:
+            return StorageError(
+                f"the record store at {self.path} stayed locked by another writer for "
+                f"{self._busy_timeout_s:g}s; raise busy_timeout_s or reduce concurrent writers"
+            )
+        return StorageError(f"record store error at {self.path}: {text}")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def add(self, turns: Sequence[Turn], memories: Sequence[Memory]) -> None:
+        try:
+            with self._write() as cur:
+                for turn in turns:
+                    cur.execute(
+                        "INSERT INTO turns (user_id, turn_id, session_id, role, speaker, "
+                        "content, ts, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            turn.user_id,
+                            turn.turn_id,
+                            turn.session_id,
+                            turn.role,
+                            turn.speaker,
+                            turn.content,
+                            turn.timestamp.timestamp(),
+                            json.dumps(turn.metadata, ensure_ascii=False),
+                        ),
+                    )
+                for memory in memories:
+                    self._insert_memory(cur, memory)
+        except sqlite3.IntegrityError as err:
+            if "turns.user_id, turns.turn_id" in str(err):
+                taken = self._taken_turn_ids(turns)
+                raise DuplicateTurnId(
+                    f"turn_id {', '.join(map(repr, taken)) or '(repeated in the batch)'} "
+                    "already exists for this user; turn ids must be unique per user"
+                ) from err
+            raise StorageError(f"record store integrity error: {err}") from err
+
+    def _taken_turn_ids(self, turns: Sequence[Turn]) -> list[str]:
+        taken = []
+        for turn in turns:
+            rows = self._read(
+                "SELECT 1 FROM turns WHERE user_id = ? AND turn_id = ?",
+                (turn.user_id, turn.turn_id),
+            )
+            if rows:
+                taken.append(turn.turn_id)
+        return taken
+
+    @staticmethod
+    def _insert_memory(cur: sqlite3.Cursor, memory: Memory) -> None:
+        cur.execute(
+            "INSERT INTO memories (id, user_id, tier, kind, text, session_id, speaker, ts, "
+            "created_at, access_count, last_accessed, metadata) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                memory.id,
+                memory.user_id,
+                memory.tier.value,
+                memory.kind,
+                memory.text,
+                memory.session_id,
+                memory.speaker,
+                _epoch(memory.timestamp),
+                _epoch(memory.created_at) or datetime.now(UTC).timestamp(),
+                memory.access_count,
+                _epoch(memory.last_accessed),
+                json.dumps(memory.metadata, ensure_ascii=False),
+            ),
+        )
+        seq = cur.lastrowid
+        cur.executemany(
+            "INSERT OR IGNORE INTO memory_sources (memory_id, turn_id) VALUES (?, ?)",
+            [(memory.id, turn_id) for turn_id in memory.source_ids],
+        )
+        cur.execute(
+            "INSERT INTO memories_fts (rowid, owner, text) VALUES (?, ?, ?)",
+            (seq, owner_token(memory.user_id), memory.text),
+        )
+
+    def mark_indexed(self, memory_ids: Sequence[str]) -> None:
+        if not memory_ids:
+            return
+        with self._write() as cur:
+            cur.executemany(
+                "UPDATE memories SET indexed = 1 WHERE id = ?", [(i,) for i in memory_ids]
+            )
+
+    def mark_all_pending(self, user_id: str | None = None) -> int:
+        with self._write() as cur:
+            if user_id is None:
+                cur.execute("UPDATE memories SET indexed = 0")
+            else:
+                cur.execute("UPDATE memories SET indexed = 0 WHERE user_id = ?", (user_id,))
+            return cur.rowcount
+
+    def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:
+        if not memory_ids:
+            return
+        with self._write() as cur:
+            cur.executemany(
+                "UPDATE memories SET access_count = access_count + 1, last_accessed = ? "
+                "WHERE id = ? AND user_id = ?",
+                [(at.timestamp(), i, user_id) for i in memory_ids],
+            )
+
+    def delete_user(self, user_id: str) -> DeletedCounts:
+        with self._write() as cur:
+            turns = cur.execute("DELETE FROM turns WHERE user_id = ?", (user_id,)).rowcount
+            tiers = dict(
+                cur.execute(
+                    "SELECT tier, count(*) FROM memories WHERE user_id = ? GROUP BY tier",
+                    (user_id,),
+                ).fetchall()
+            )
+            fts = cur.execute(
+                "DELETE FROM memories_fts WHERE rowid IN "
+                "(SELECT seq FROM memories WHERE user_id = ?)",
+                (user_id,),
+            ).rowcount
+            cur.execute(
+                "DELETE FROM memory_sources WHERE memory_id IN "
+                "(SELECT id FROM memories WHERE user_id = ?)",
+                (user_id,),
+            )
+            cur.execute("DELETE FROM memories WHERE user_id = ?", (user_id,))
+            # FTS5 keeps deleted terms in old index segments until they are merged:
+            # merging everything now leaves no trace of the user's words in the index.
+            cur.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+        # Fold the WAL back into the main file and truncate it, so the erased text does not
+        # survive in the log either (secure_delete zeroes the freed pages).
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return DeletedCounts(
+            turns=turns,
+            memories={"mtm": tiers.get("mtm", 0), "ltm": tiers.get("ltm", 0)},
+            fts_rows=fts,
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    _MEMORY_COLUMNS = (
+        "m.id, m.user_id, m.tier, m.kind, m.text, m.ts, m.session_id, m.speaker, "
+        "m.created_at, m.access_count, m.last_accessed, m.metadata, "
+        "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id)"
+    )
+
+    @staticmethod
+    def _memory(row: Sequence[Any]) -> Memory:
+        return Memory(
+            id=row[0],
+            user_id=row[1],
+            tier=Tier(row[2]),
+            kind=row[3],
+            text=row[4],
+            timestamp=_dt(row[5]),
+            session_id=row[6],
+            speaker=row[7],
+            created_at=_dt(row[8]),
+            access_count=row[9],
+            last_accessed=_dt(row[10]),
+            metadata=json.loads(row[11]),
+            source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
+        )
+
+    @staticmethod
+    def _turn(row: Sequence[Any]) -> Turn:
+        return Turn(
+            user_id=row[0],
+            turn_id=row[1],
+            session_id=row[2],
+            role=row[3],
+            speaker=row[4],
+            content=row[5],
+            timestamp=datetime.fromtimestamp(row[6], tz=UTC),
+            metadata=json.loads(row[7]),
+        )
+
+    _TURN_COLUMNS = "user_id, turn_id, session_id, role, speaker, content, ts, metadata"
+
+    def get_memories(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, Memory]:
+        if not memory_ids:
+            return {}
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(
+            f"SELECT {self._MEMORY_COLUMNS} FROM memories m "
+            f"WHERE m.user_id = ? AND m.id IN ({marks})",
+            (user_id, *memory_ids),
+        )
+        return {row[0]: self._memory(row) for row in rows}
+
+    def lexical_search(
+        self,
+        user_id: str,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        tiers: Sequence[Tier] | None = None,
+        before: datetime | None = None,
+    ) -> list[tuple[str, float]]:
+        if not terms:
+            return []
+        quoted = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = f'owner : "{owner_token(user_id)}" AND text : ({quoted})'
+        sql = (
+            "SELECT m.id, bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
+            "JOIN memories m ON m.seq = memories_fts.rowid "
+            "WHERE memories_fts MATCH ? AND m.user_id = ?"
+        )
+        params: list[Any] = [match, user_id]
+        if tiers:
+            sql += f" AND m.tier IN ({','.join('?' * len(tiers))})"
+            params += [t.value for t in tiers]
+        if before is not None:
+            sql += " AND (m.ts IS NULL OR m.ts <= ?)"
+            params.append(before.timestamp())
+        sql += " ORDER BY score LIMIT ?"
+        params.append(limit)
+        # bm25() is lower-is-better and negative; flip it so higher is better.
+        return [(row[0], -float(row[1])) for row in self._read(sql, params)]
+
+    def recent_turns(self, user_id: str, *, session_id: str | None, limit: int) -> list[Turn]:
+        if session_id is None:
+            latest = self._read(
+                "SELECT session_id FROM turns WHERE user_id = ? ORDER BY seq DESC LIMIT 1",
+                (user_id,),
+            )
+            if not latest:
+                return []
+            session_id = latest[0][0]
+        rows = self._read(
+            f"SELECT {self._TURN_COLUMNS} FROM turns WHERE user_id = ? AND session_id = ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (user_id, session_id, limit),
+        )
+        return [self._turn(row) for row in reversed(rows)]
+
+    def pending_vectors(self, *, limit: int, user_id: str | None = None) -> list[PendingVector]:
+        sql = "SELECT id, user_id, text, tier, kind, ts FROM memories WHERE indexed = 0"
+        params: list[Any] = []
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        pending = []
+        for memory_id, owner, text, tier, kind, ts in self._read(sql, params):
+            meta: dict[str, str | int | float | bool] = {"user_id": owner, "tier": tier, "kind": kind}
+            if ts is not None:
+                meta["ts"] = ts
+            pending.append(PendingVector(memory_id, owner, text, meta))
+        return pending
+
+    def existing_memory_ids(self, memory_ids: Sequence[str]) -> set[str]:
+        if not memory_ids:
+            return set()
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(f"SELECT id FROM memories WHERE id IN ({marks})", list(memory_ids))
+        return {row[0] for row in rows}
+
+    def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:
+        if not turn_ids:
+            return set()
+        marks = ",".join("?" * len(turn_ids))
+        rows = self._read(
+            f"SELECT turn_id FROM turns WHERE user_id = ? AND turn_id IN ({marks})",
+            (user_id, *turn_ids),
+        )
+        return {row[0] for row in rows}
+
+    def export_user(self, user_id: str) -> tuple[list[Turn], list[Memory]]:
+        turns = [
+            self._turn(row)
+            for row in self._read(
+                f"SELECT {self._TURN_COLUMNS} FROM turns WHERE user_id = ? ORDER BY seq",
+                (user_id,),
+            )
+        ]
+        memories = [
+            self._memory(row)
+            for row in self._read(
+                f"SELECT {self._MEMORY_COLUMNS} FROM memories m WHERE m.user_id = ? ORDER BY m.seq",
+                (user_id,),
+            )
+        ]
+        return turns, memories
+
+    def counts(self, user_id: str | None = None) -> dict[str, int]:
+        where, params = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
+        turns = self._read(f"SELECT count(*) FROM turns {where}", params)[0][0]
+        tiers = dict(self._read(f"SELECT tier, count(*) FROM memories {where} GROUP BY tier", params))
+        pending_where = f"{where} AND indexed = 0" if where else "WHERE indexed = 0"
+        pending = self._read(f"SELECT count(*) FROM memories {pending_where}", params)[0][0]
+        return {
+            "turns": int(turns),
+            "mtm": int(tiers.get("mtm", 0)),
+            "ltm": int(tiers.get("ltm", 0)),
+            "pending_index": int(pending),
+        }
+
+    def users(self) -> list[str]:
+        rows = self._read(
+            "SELECT user_id FROM turns UNION SELECT user_id FROM memories ORDER BY 1"
+        )
+        return [row[0] for row in rows]
