@@ -33,7 +33,7 @@ from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
 from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
 from .embedding import Embedder, resolve_embedder
-from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, query_terms
+from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, plan_query
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
 from .store import ChromaVectorIndex, RecordStore, SQLiteRecordStore, VectorIndex
 from .writer import ExtractiveWriter, Writer
@@ -101,6 +101,7 @@ class LightMem:
         self._count_tokens: TokenCounter = token_counter or approx_token_count
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
+        self._speaker_cache: dict[str, set[str]] = {}
         self._indexer = VectorIndexer(
             self._records,
             self._vectors,
@@ -259,6 +260,9 @@ class LightMem:
         ]
         self._records.add(turns, memories)
         self._indexer.notify()
+        known = self._speaker_cache.get(user)
+        if known is not None:
+            known.update(t.speaker for t in turns if t.speaker)
         return turns
 
     def _turn(self, user: str, message: Mapping[str, Any], *, default_session: str | None) -> Turn:
@@ -267,7 +271,9 @@ class LightMem:
         unknown = set(message) - {"content", "role", "session_id", "timestamp", "turn_id", "speaker", "metadata"}
         if unknown:
             raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
-        session = message.get("session_id") or default_session
+        session = message.get("session_id")
+        if session is None:
+            session = default_session
         turn_id = message.get("turn_id")
         timestamp = message.get("timestamp")
         return Turn(
@@ -380,12 +386,13 @@ class LightMem:
         cost: Callable[[Memory], int],
     ) -> SearchResults:
         pool = max(self.config.pool_size, k)
+        plan = plan_query(query, known_people=self._speakers(user))
         lexical = self._records.lexical_search(
-            user, query_terms(query), limit=pool, tiers=tiers, before=as_of
+            user, plan.terms, limit=pool, tiers=tiers, before=as_of
         )
         self._indexer.flush_user(user)  # read-your-writes for the dense side
         dense = self._vectors().query(
-            user, self._embed_query(user, query), k=pool, where=self._where(tiers, as_of)
+            user, self._embed_query(user, plan.dense_text), k=pool, where=self._where(tiers, as_of)
         )
         candidates = fuse(dense, lexical, pool=pool)
         memories = self._records.get_memories(user, [c.memory_id for c in candidates])
@@ -394,7 +401,7 @@ class LightMem:
                 i: m for i, m in memories.items()
                 if not m.source_ids or not set(m.source_ids) <= exclude_sources
             }  # fmt: skip
-        ranked = self._reranker.rerank(query, candidates, memories)
+        ranked = self._reranker.rerank(plan, candidates, memories)
         kept, omitted = pack_to_budget(
             ((memories[i], score) for i, score in ranked if i in memories),
             k=k,
@@ -419,6 +426,13 @@ class LightMem:
         if hits:
             self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
         return SearchResults(hits, omitted=omitted, token_budget=budget)
+
+    def _speakers(self, user: str) -> set[str]:
+        """The names that speak in the user's conversations (cached; kept current by add)."""
+        known = self._speaker_cache.get(user)
+        if known is None:
+            known = self._speaker_cache[user] = self._records.speakers(user)
+        return known
 
     @staticmethod
     def _where(tiers: tuple[Tier, ...] | None, as_of: datetime | None) -> dict[str, Any] | None:
@@ -537,6 +551,7 @@ class LightMem:
             deleted = self._records.delete_user(user)
             vectors = self._vectors().delete_user(user)
             self._indexer.drop_user(user)
+            self._speaker_cache.pop(user, None)
         with self._query_cache_lock:
             for key in [key for key in self._query_cache if key[0] == user]:
                 del self._query_cache[key]
@@ -580,18 +595,21 @@ class LightMem:
         return self._indexer.flush_all()
 
     def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild the vector index from the record store with the current embedder.
+        """Rebuild the vector index from the record store with the current embedder; returns
+        how many memories were re-embedded.
 
         ``progress`` is called with the number of memories done after each batch."""
         self._ensure_open()
         with self._indexer.exclusive():
             self._vectors().reset()
-            self._records.mark_all_pending()
+            total = self._records.mark_all_pending()
             self._records.set_meta("embedder", self._embedder.name)
             self._records.set_meta("dimension", str(self._embedder.dimension))
         with self._query_cache_lock:
             self._query_cache.clear()
-        return self._indexer.flush_all(progress)
+        # The background thread may take some batches; all are done when this returns.
+        self._indexer.flush_all(progress)
+        return total
 
     def close(self) -> None:
         """Stop background work and close the stores. Safe to call twice. Memories not yet

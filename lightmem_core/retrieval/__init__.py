@@ -1,15 +1,26 @@
 """Retrieval: the two-stage pipeline (coarse candidates, fine re-ranking, packing) and the
 rendering of what it finds into a prompt."""
 
-from .pipeline import Candidate, LocalReranker, Reranker, fuse, pack_to_budget, query_terms
+from .pipeline import (
+    Candidate,
+    LocalReranker,
+    QueryPlan,
+    Reranker,
+    fuse,
+    pack_to_budget,
+    plan_query,
+    query_terms,
+)
 from .render import render_context
 
 __all__ = [
     "Candidate",
     "LocalReranker",
+    "QueryPlan",
     "Reranker",
     "fuse",
     "pack_to_budget",
+    "plan_query",
     "query_terms",
     "render_context",
 ]

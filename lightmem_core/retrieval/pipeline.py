@@ -17,10 +17,12 @@ from .._types import Memory, Tier
 
 __all__ = [
     "Candidate",
+    "QueryPlan",
     "LocalReranker",
     "Reranker",
     "fuse",
     "pack_to_budget",
+    "plan_query",
     "query_terms",
 ]
 
@@ -45,6 +47,43 @@ def query_terms(text: str, *, limit: int = 32) -> list[str]:
         if len(word) > 1 and word not in _STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """What the controller makes of a query before any search runs."""
+
+    text: str
+    """The query as asked."""
+    dense_text: str
+    """The text embedded for dense search."""
+    terms: tuple[str, ...]
+    """Content words for BM25."""
+    people: tuple[str, ...] = ()
+    """Known speakers the query names."""
+
+
+def plan_query(query: str, *, known_people: Iterable[str] = ()) -> QueryPlan:
+    """A retrieval plan for ``query``.
+
+    A person's name dominates a small embedding model's vector ("What pet does Alice
+    have?" lands nearer "Alice is allergic to peanuts" than "I adopted a beagle"), and in
+    one user's memory a speaker's name is in most memories anyway. So known speakers named
+    in the query are taken out of the search text (when anything else is left), and their
+    own turns are favoured in re-ranking instead.
+    """
+    people = []
+    stripped = query
+    for person in sorted(set(known_people), key=len, reverse=True):
+        pattern = re.compile(rf"\b{re.escape(person)}(?:'s|s'|')?\b", re.IGNORECASE)
+        if pattern.search(stripped):
+            people.append(person)
+            stripped = pattern.sub(" ", stripped)
+    stripped = " ".join(stripped.split())
+    terms = query_terms(stripped)
+    if not people or not terms:
+        return QueryPlan(query, query, tuple(query_terms(query)), tuple(people))
+    return QueryPlan(query, stripped, tuple(terms), tuple(people))
 
 
 @dataclass(slots=True)
@@ -94,24 +133,29 @@ def fuse(
 
 
 class Reranker(Protocol):
-    """Stage 2: score the candidate pool against the query (higher is better)."""
+    """Stage 2: score the candidate pool against the query plan (higher is better)."""
 
     def rerank(
-        self, query: str, candidates: Sequence[Candidate], memories: dict[str, Memory]
+        self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
     ) -> list[tuple[str, float]]: ...
 
 
 class LocalReranker:
-    """The default stage 2: stage-1 evidence, a boost for long-term knowledge, and
-    agreement between the two retrievers (found by both beats found by one)."""
+    """The default stage 2: stage-1 evidence, agreement between the two retrievers (found
+    by both beats found by one), turns spoken by a person the query names, and a boost for
+    long-term knowledge."""
 
-    def __init__(self, *, ltm_boost: float = 0.05, agreement_bonus: float = 0.1) -> None:
+    def __init__(
+        self, *, ltm_boost: float = 0.05, agreement_bonus: float = 0.1, speaker_bonus: float = 0.1
+    ) -> None:
         self.ltm_boost = ltm_boost
         self.agreement_bonus = agreement_bonus
+        self.speaker_bonus = speaker_bonus
 
     def rerank(
-        self, query: str, candidates: Sequence[Candidate], memories: dict[str, Memory]
+        self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
     ) -> list[tuple[str, float]]:
+        named = {p.casefold() for p in plan.people}
         scored = []
         for candidate in candidates:
             memory = memories.get(candidate.memory_id)
@@ -122,6 +166,8 @@ class LocalReranker:
                 score += self.agreement_bonus
             if memory.tier is Tier.LTM:
                 score += self.ltm_boost
+            if named and memory.speaker is not None and memory.speaker.casefold() in named:
+                score += self.speaker_bonus
             scored.append((candidate.memory_id, score))
         scored.sort(key=lambda item: item[1], reverse=True)
         return scored

@@ -82,6 +82,10 @@ class RecordStore(Protocol):
         """Which of these memory ids still exist."""
         ...
 
+    def speakers(self, user_id: str) -> set[str]:
+        """The distinct speaker names in the user's turns."""
+        ...
+
     def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:
         """Which of these turn ids the user has."""
         ...

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (user_id, turn_id)
 );
 CREATE INDEX IF NOT EXISTS turns_by_session ON turns (user_id, session_id, seq);
+CREATE INDEX IF NOT EXISTS turns_by_speaker ON turns (user_id, speaker);
 CREATE TABLE IF NOT EXISTS memories (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     id            TEXT NOT NULL UNIQUE,
@@ -462,6 +463,13 @@ class SQLiteRecordStore:
             return set()
         marks = ",".join("?" * len(memory_ids))
         rows = self._read(f"SELECT id FROM memories WHERE id IN ({marks})", list(memory_ids))
+        return {row[0] for row in rows}
+
+    def speakers(self, user_id: str) -> set[str]:
+        rows = self._read(
+            "SELECT DISTINCT speaker FROM turns WHERE user_id = ? AND speaker IS NOT NULL",
+            (user_id,),
+        )
         return {row[0] for row in rows}
 
     def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:

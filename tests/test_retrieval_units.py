@@ -1,0 +1,74 @@
+"""Pure retrieval helpers: query terms, fusion, re-ranking, packing, rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lightmem_core import Memory, Tier, Turn
+from lightmem_core.retrieval import (
+    LocalReranker,
+    fuse,
+    pack_to_budget,
+    plan_query,
+    query_terms,
+    render_context,
+)
+
+
+def _memory(memory_id: str, text: str, tier: Tier = Tier.MTM) -> Memory:
+    return Memory(id=memory_id, user_id="u", tier=tier, kind="turn", text=text,
+                  timestamp=datetime(2024, 1, 2, tzinfo=UTC))  # fmt: skip
+
+
+def test_query_terms_drop_function_words_and_repeats() -> None:
+    assert query_terms("What pet does Alice have? Alice's PET!") == ["pet", "alice"]
+    assert query_terms("the of and") == []
+
+
+def test_plan_takes_known_speakers_out_of_the_search_text() -> None:
+    plan = plan_query("What pet does Alice have? Is it Alice's?", known_people=["Alice", "Bob"])
+    assert plan.people == ("Alice",)
+    assert plan.dense_text == "What pet does have? Is it ?"
+    assert plan.terms == ("pet",)
+    # A query that is only a name keeps it.
+    assert plan_query("Alice", known_people=["Alice"]).terms == ("alice",)
+    assert plan_query("Alicexyz pets", known_people=["Alice"]).people == ()
+
+
+def test_fuse_sums_normalised_scores_and_caps_the_pool() -> None:
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    lexical = [("b", 12.0), ("d", 3.0)]
+    pool = fuse(dense, lexical, pool=3)
+    assert [c.memory_id for c in pool] == ["b", "a", "c"]
+    assert pool[0].dense == 0.5 and pool[0].lexical == 12.0
+    assert fuse([], [], pool=5) == []
+
+
+def test_local_reranker_prefers_agreement_and_long_term() -> None:
+    candidates = fuse([("a", 0.9), ("b", 0.8)], [("b", 1.0)], pool=5)
+    memories = {"a": _memory("a", "x"), "b": _memory("b", "y")}
+    ranked = LocalReranker().rerank(plan_query("q"), candidates, memories)
+    assert ranked[0][0] == "b"
+    memories["a"] = _memory("a", "x", Tier.LTM)
+    boosted = LocalReranker(ltm_boost=5.0).rerank(plan_query("q"), candidates, memories)
+    assert boosted[0][0] == "a"
+
+
+def test_pack_respects_budget_k_and_duplicates() -> None:
+    ranked = [(_memory(str(i), f"word {'w ' * i}"), 1.0 - i / 10) for i in range(8)]
+    ranked.insert(1, (_memory("dup", "WORD  "), 0.95))
+    kept, omitted = pack_to_budget(ranked, k=3, token_budget=6, cost=lambda m: len(m.text.split()))
+    assert [m.id for m, _, _ in kept] == ["0", "1", "2"]
+    assert sum(t for _, _, t in kept) <= 6
+    assert omitted == 5
+    kept, _ = pack_to_budget(ranked, k=10, token_budget=1, cost=lambda m: 2)
+    assert kept == []
+
+
+def test_render_context_quotes_and_neutralises_tags() -> None:
+    turn = Turn(user_id="u", turn_id="t", session_id="s", role="user",
+                content="hi </recent_conversation> there", timestamp=datetime(2024, 1, 2, 3, 4, tzinfo=UTC))  # fmt: skip
+    block = render_context([turn], [])
+    assert block.count("</recent_conversation>") == 1
+    assert block.splitlines()[1] == '[2024-01-02 03:04] user: "hi \u2039/recent_conversation> there"'
+    assert render_context([], []) == ""
