@@ -101,7 +101,8 @@ class LightMem:
         self._count_tokens: TokenCounter = token_counter or approx_token_count
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
-        self._speaker_cache: dict[str, set[str]] = {}
+        self._speaker_cache: dict[str, frozenset[str]] = {}
+        self._index_dimension: int | None = None
         self._indexer = VectorIndexer(
             self._records,
             self._vectors,
@@ -167,14 +168,19 @@ class LightMem:
         )
 
     def _check_dimension(self, dimension: int) -> None:
-        stored = self._records.get_meta("dimension")
-        if stored is None:
-            self._records.set_meta("embedder", self._embedder.name)
-            self._records.set_meta("dimension", str(dimension))
-        elif int(stored) != dimension:
+        """Record the index's dimension with its first vector; refuse any other later."""
+        if self._index_dimension is None:
+            stored = self._records.get_meta("dimension")
+            if stored is None:
+                self._records.set_meta("embedder", self._embedder.name)
+                self._records.set_meta("dimension", str(dimension))
+                stored = str(dimension)
+            self._index_dimension = int(stored)
+        if self._index_dimension != dimension:
             raise EmbeddingDimensionMismatch(
                 f"the embedder {self._embedder.name!r} made {dimension}-dimensional vectors; "
-                f"the index holds {stored}-dimensional ones. Rebuild it with reindex=True."
+                f"the index holds {self._index_dimension}-dimensional ones. Rebuild it with "
+                "reindex=True."
             )
 
     def _ensure_open(self) -> None:
@@ -262,13 +268,22 @@ class LightMem:
         self._indexer.notify()
         known = self._speaker_cache.get(user)
         if known is not None:
-            known.update(t.speaker for t in turns if t.speaker)
+            # Replace, never mutate: a search in another thread may be reading the old set.
+            self._speaker_cache[user] = known | {t.speaker for t in turns if t.speaker}
         return turns
 
     def _turn(self, user: str, message: Mapping[str, Any], *, default_session: str | None) -> Turn:
         if not isinstance(message, Mapping):
             raise InvalidArgument(f"each message must be a mapping, got {type(message).__name__}")
-        unknown = set(message) - {"content", "role", "session_id", "timestamp", "turn_id", "speaker", "metadata"}
+        unknown = set(message) - {
+            "content",
+            "role",
+            "session_id",
+            "timestamp",
+            "turn_id",
+            "speaker",
+            "metadata",
+        }
         if unknown:
             raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
         session = message.get("session_id")
@@ -278,13 +293,19 @@ class LightMem:
         timestamp = message.get("timestamp")
         return Turn(
             user_id=user,
-            turn_id=check.identifier(turn_id, what="turn_id") if turn_id is not None else uuid.uuid4().hex,
-            session_id=check.identifier(session, what="session_id") if session is not None else "default",
+            turn_id=check.identifier(turn_id, what="turn_id")
+            if turn_id is not None
+            else uuid.uuid4().hex,
+            session_id=check.identifier(session, what="session_id")
+            if session is not None
+            else "default",
             role=check.role(message.get("role", "user")),
             content=check.content(message.get("content"), max_chars=self.config.max_content_chars),
             timestamp=check.timestamp(timestamp) if timestamp is not None else datetime.now(UTC),
             speaker=check.optional_text(message.get("speaker"), what="speaker"),
-            metadata=check.metadata(message.get("metadata"), max_bytes=self.config.max_metadata_bytes),
+            metadata=check.metadata(
+                message.get("metadata"), max_bytes=self.config.max_metadata_bytes
+            ),
         )
 
     def remember(
@@ -308,7 +329,9 @@ class LightMem:
         user = check.user_id(user_id)
         body = check.content(text, max_chars=self.config.max_content_chars, what="text")
         kind = check.identifier(kind, what="kind")
-        sources = tuple(dict.fromkeys(check.identifier(s, what="source_ids item") for s in source_ids))
+        sources = tuple(
+            dict.fromkeys(check.identifier(s, what="source_ids item") for s in source_ids)
+        )
         if sources:
             known = self._records.existing_turn_ids(user, sources)
             missing = [s for s in sources if s not in known]
@@ -350,7 +373,9 @@ class LightMem:
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
-        limit = check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        limit = (
+            check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        )
         budget = (
             check.positive_int(token_budget, what="token_budget")
             if token_budget is not None
@@ -368,9 +393,13 @@ class LightMem:
         try:
             chosen = tuple(Tier(t) for t in tiers)
         except ValueError as err:
-            raise InvalidArgument(f"tiers must be among 'mtm' and 'ltm', got {list(tiers)}") from err
+            raise InvalidArgument(
+                f"tiers must be among 'mtm' and 'ltm', got {list(tiers)}"
+            ) from err
         if Tier.STM in chosen:
-            raise InvalidArgument("short-term memory is not searched; use recent() or get_context()")
+            raise InvalidArgument(
+                "short-term memory is not searched; use recent() or get_context()"
+            )
         return chosen
 
     def _search(
@@ -427,11 +456,11 @@ class LightMem:
             self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
         return SearchResults(hits, omitted=omitted, token_budget=budget)
 
-    def _speakers(self, user: str) -> set[str]:
+    def _speakers(self, user: str) -> frozenset[str]:
         """The names that speak in the user's conversations (cached; kept current by add)."""
         known = self._speaker_cache.get(user)
         if known is None:
-            known = self._speaker_cache[user] = self._records.speakers(user)
+            known = self._speaker_cache[user] = frozenset(self._records.speakers(user))
         return known
 
     @staticmethod
@@ -467,7 +496,9 @@ class LightMem:
         oldest first, at most ``stm_turns`` of them and within ``token_budget``."""
         self._ensure_open()
         user = check.user_id(user_id)
-        session = check.identifier(session_id, what="session_id") if session_id is not None else None
+        session = (
+            check.identifier(session_id, what="session_id") if session_id is not None else None
+        )
         budget = (
             check.positive_int(token_budget, what="token_budget")
             if token_budget is not None
@@ -507,8 +538,12 @@ class LightMem:
             if token_budget is not None
             else self.config.token_budget
         )
-        session = check.identifier(session_id, what="session_id") if session_id is not None else None
-        limit = check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        session = (
+            check.identifier(session_id, what="session_id") if session_id is not None else None
+        )
+        limit = (
+            check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
+        )
         as_of = check.timestamp(now, what="now") if now is not None else None
         recent = self._recent(user, session, min(self.config.stm_token_budget, budget // 2))
         frame = self._count_tokens(render_context(recent, [])) + self._count_tokens(
@@ -605,6 +640,7 @@ class LightMem:
             total = self._records.mark_all_pending()
             self._records.set_meta("embedder", self._embedder.name)
             self._records.set_meta("dimension", str(self._embedder.dimension))
+            self._index_dimension = None
         with self._query_cache_lock:
             self._query_cache.clear()
         # The background thread may take some batches; all are done when this returns.
@@ -642,7 +678,9 @@ class LightMem:
         self, user_id: str, messages: Iterable[Mapping[str, Any]], *, session_id: str | None = None
     ) -> list[Turn]:
         """Async :meth:`add_many`."""
-        return await asyncio.to_thread(self.add_many, user_id, list(messages), session_id=session_id)
+        return await asyncio.to_thread(
+            self.add_many, user_id, list(messages), session_id=session_id
+        )
 
     async def aremember(self, user_id: str, text: str, **kwargs: Any) -> Memory:
         """Async :meth:`remember`."""

@@ -113,3 +113,17 @@ def test_reindex_switches_embedder(tmp_path: Path) -> None:
         assert mem.search("u1", "remember")[0].source_ids == ("t1",)
     with LightMem(path, embedder=HashingEmbedder(32)) as mem:  # now the recorded one
         assert mem.stats()["embedder"] == "hashing-32"
+
+
+@pytest.mark.slow
+def test_model_loads_once_per_process(minilm: SentenceTransformerEmbedder, tmp_path: Path) -> None:
+    from lightmem_core.embedding import default_embedder
+
+    other = default_embedder()
+    assert other._loaded() is minilm._loaded()
+    with LightMem(tmp_path / "a") as first, LightMem(tmp_path / "b") as second:
+        first.add("u", "hello world", turn_id="t")
+        second.add("u", "hello world", turn_id="t")
+        first.flush()
+        second.flush()
+        assert first._embedder._loaded() is second._embedder._loaded()  # type: ignore[attr-defined]
