@@ -84,7 +84,9 @@ class LightMemConfig:
         if self.embed_threads is not None and (
             not isinstance(self.embed_threads, int) or self.embed_threads <= 0
         ):
-            raise ConfigurationError(f"embed_threads must be a positive integer or None, got {self.embed_threads!r}")
+            raise ConfigurationError(
+                f"embed_threads must be a positive integer or None, got {self.embed_threads!r}"
+            )
         if self.candidate_pool is not None and (
             not isinstance(self.candidate_pool, int) or self.candidate_pool < self.top_k
         ):

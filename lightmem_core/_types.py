@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["ForgetReceipt", "Hit", "Memory", "SearchResults", "Tier", "Turn"]
 
 
-class Tier(str, enum.Enum):
+class Tier(enum.StrEnum):
     """The three memory tiers."""
 
     STM = "stm"
@@ -23,9 +23,6 @@ class Tier(str, enum.Enum):
     """Mid-term: compact entries written from the conversation."""
     LTM = "ltm"
     """Long-term: consolidated knowledge about the user."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -138,7 +135,7 @@ class SearchResults(list[Hit]):
     """The ranked hits of one search: a list, plus what the budget left out.
 
     Attributes:
-        omitted: candidates that were relevant enough to rank but did not fit the budget.
+        omitted: ranked candidates left out because the token budget or ``k`` was reached.
         token_budget: the budget the hits were packed into.
         tokens_used: tokens the hits cost together.
     """

@@ -41,7 +41,9 @@ def _decode(value: object, *, what: str, error: type[Exception]) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise error(f"{what} contains a lone surrogate at position {err.start}; it is not valid Unicode text") from err
+        raise error(
+            f"{what} contains a lone surrogate at position {err.start}; it is not valid Unicode text"
+        ) from err
     return value
 
 
@@ -50,9 +52,7 @@ def user_id(value: object) -> str:
     return identifier(value, what="user_id", error=InvalidUserId)
 
 
-def identifier(
-    value: object, *, what: str, error: type[Exception] = InvalidArgument
-) -> str:
+def identifier(value: object, *, what: str, error: type[Exception] = InvalidArgument) -> str:
     """Any id (user, session, turn): same rules as :func:`user_id`."""
     if value is None:
         raise error(f"{what} is required")
@@ -111,7 +111,9 @@ def timestamp(value: object, *, what: str = "timestamp") -> datetime:
     elif isinstance(value, str):
         parsed = _parse_date_string(value, what=what)
     else:
-        raise InvalidTimestamp(f"{what} must be a datetime, epoch seconds or a date string, got {type(value).__name__}")
+        raise InvalidTimestamp(
+            f"{what} must be a datetime, epoch seconds or a date string, got {type(value).__name__}"
+        )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
@@ -157,7 +159,9 @@ def metadata(value: object, *, max_bytes: int) -> dict[str, Any]:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
         encoded.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as err:
-        raise InvalidArgument(f"metadata must be JSON-serialisable text and numbers: {err}") from err
+        raise InvalidArgument(
+            f"metadata must be JSON-serialisable text and numbers: {err}"
+        ) from err
     if len(encoded.encode("utf-8")) > max_bytes:
         raise InvalidArgument(f"metadata is larger than {max_bytes:,} bytes as JSON")
     result: dict[str, Any] = json.loads(encoded)  # a deep copy the caller cannot mutate later

@@ -22,7 +22,18 @@ from lightmem_core import (
 )
 from lightmem_core.testing import HashingEmbedder
 
-BAD_USER_IDS = [None, "", "   ", "a\x00b", "tab\there", "line\nbreak", " padded", "x" * 257, 42, "\ud800"]
+BAD_USER_IDS = [
+    None,
+    "",
+    "   ",
+    "a\x00b",
+    "tab\there",
+    "line\nbreak",
+    " padded",
+    "x" * 257,
+    42,
+    "\ud800",
+]
 BAD_CONTENT: list[tuple[Any, type[Exception], str]] = [
     ("", InvalidContent, "empty"),
     ("  \n\t ", InvalidContent, "empty"),
@@ -61,7 +72,9 @@ def test_bad_user_ids_are_refused_everywhere(mem: LightMem, user_id: Any) -> Non
 
 
 @pytest.mark.parametrize(("content", "error", "message"), BAD_CONTENT)
-def test_bad_content_is_refused(mem: LightMem, content: Any, error: type[Exception], message: str) -> None:
+def test_bad_content_is_refused(
+    mem: LightMem, content: Any, error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         mem.add("u", content)
     with pytest.raises(error):
@@ -82,7 +95,9 @@ def test_valid_utf8_bytes_are_accepted(mem: LightMem) -> None:
     assert turn.content == "caf\u00e9 au lait"
 
 
-@pytest.mark.parametrize("timestamp", ["not a date", "2024-13-45", "", "yesterday-ish?", float("nan"), object(), 10**20])
+@pytest.mark.parametrize(
+    "timestamp", ["not a date", "2024-13-45", "", "yesterday-ish?", float("nan"), object(), 10**20]
+)
 def test_unparseable_timestamps(mem: LightMem, timestamp: Any) -> None:
     with pytest.raises(InvalidTimestamp):
         mem.add("u", "hello", timestamp=timestamp)
@@ -93,7 +108,13 @@ def test_unparseable_timestamps(mem: LightMem, timestamp: Any) -> None:
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["2024-05-08T13:56:00", "2024-05-08T13:56:00+02:00", "1:56 pm on 8 May, 2023", "May 8 2023", 1715176560],
+    [
+        "2024-05-08T13:56:00",
+        "2024-05-08T13:56:00+02:00",
+        "1:56 pm on 8 May, 2023",
+        "May 8 2023",
+        1715176560,
+    ],
 )
 def test_parseable_timestamps(mem: LightMem, timestamp: Any) -> None:
     turn = mem.add("u", "hello", timestamp=timestamp)
@@ -123,7 +144,16 @@ def test_bad_arguments_to_add(mem: LightMem, kwargs: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"token_budget": 0}, {"token_budget": -5}, {"k": 0}, {"k": True}, {"token_budget": "10"}, {"tiers": ["stm"]}, {"tiers": ["gold"]}]
+    "kwargs",
+    [
+        {"token_budget": 0},
+        {"token_budget": -5},
+        {"k": 0},
+        {"k": True},
+        {"token_budget": "10"},
+        {"tiers": ["stm"]},
+        {"tiers": ["gold"]},
+    ],
 )
 def test_bad_search_arguments(mem: LightMem, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
@@ -141,7 +171,13 @@ def test_bad_messages_in_a_batch(mem: LightMem) -> None:
 
 
 def test_every_validation_error_is_a_lightmem_error_and_value_error() -> None:
-    for error in (InvalidUserId, InvalidContent, ContentTooLarge, InvalidTimestamp, InvalidArgument):
+    for error in (
+        InvalidUserId,
+        InvalidContent,
+        ContentTooLarge,
+        InvalidTimestamp,
+        InvalidArgument,
+    ):
         assert issubclass(error, ValidationError)
         assert issubclass(error, LightMemError)
         assert issubclass(error, ValueError)

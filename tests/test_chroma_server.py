@@ -44,7 +44,9 @@ def test_reindex_through_the_server(tmp_path: Path, chroma_server: str) -> None:
 
 
 def test_unreachable_server_keeps_writes_and_fails_search_clearly(tmp_path: Path) -> None:
-    with LightMem(tmp_path / "s", embedder=HashingEmbedder(), chroma_url="http://127.0.0.1:9") as mem:
+    with LightMem(
+        tmp_path / "s", embedder=HashingEmbedder(), chroma_url="http://127.0.0.1:9"
+    ) as mem:
         mem.add("erin", "this write must not be lost", turn_id="t1")
         with pytest.raises(StorageError, match="Chroma"):
             mem.search("erin", "write")

@@ -109,7 +109,9 @@ def test_now_excludes_later_memories(mem: LightMem) -> None:
 
 def test_budget_and_k_are_respected(mem: LightMem) -> None:
     for i in range(30):
-        mem.add("u", f"fact {i}: the museum trip number {i} was about ancient pottery", turn_id=f"t{i}")
+        mem.add(
+            "u", f"fact {i}: the museum trip number {i} was about ancient pottery", turn_id=f"t{i}"
+        )
     hits = mem.search("u", "museum trip pottery", token_budget=50, k=20)
     assert hits.tokens_used <= 50
     assert sum(h.tokens for h in hits) == hits.tokens_used
@@ -132,7 +134,9 @@ def test_short_term_memory_is_recent_turns_of_the_session(mem: LightMem) -> None
     assert [t.turn_id for t in recent] == [f"s1-{i}" for i in range(8, 20)]  # stm_turns = 12
     assert [t.turn_id for t in mem.recent("u")] == ["s0-0"]  # latest session by default
     tight = mem.recent("u", session_id="s1", token_budget=20)
-    assert tight and tight[-1].turn_id == "s1-19" and len(tight) < 12
+    assert tight
+    assert tight[-1].turn_id == "s1-19"
+    assert len(tight) < 12
 
 
 def test_get_context_renders_memories_and_recent_turns(mem: LightMem) -> None:
@@ -141,7 +145,8 @@ def test_get_context_renders_memories_and_recent_turns(mem: LightMem) -> None:
     for i in range(15):
         mem.add("alice", f"small talk {i}", session_id="s2", turn_id=f"s2-{i}", speaker="Alice")
     context = mem.get_context("alice", "What pet does Alice have?", token_budget=1000)
-    assert "<memories>" in context and "<recent_conversation>" in context
+    assert "<memories>" in context
+    assert "<recent_conversation>" in context
     assert '[2024-05-08, Alice, mtm] "I just adopted a beagle called Max."' in context
     assert "small talk 14" in context
     # Turns already shown as recent conversation are not repeated as memories.
@@ -203,7 +208,8 @@ def test_export_is_complete_and_json_serialisable(mem: LightMem) -> None:
     assert [t["turn_id"] for t in data["turns"]] == ["t1"]
     assert data["turns"][0]["metadata"] == {"source": "chat"}
     tiers = {m["tier"]: m for m in data["memories"]}
-    assert tiers["ltm"]["kind"] == "preference" and tiers["ltm"]["source_ids"] == ["t1"]
+    assert tiers["ltm"]["kind"] == "preference"
+    assert tiers["ltm"]["source_ids"] == ["t1"]
     assert tiers["mtm"]["source_ids"] == ["t1"]
     assert sum(m["access_count"] for m in data["memories"]) >= 1  # access statistics kept
 

@@ -32,7 +32,8 @@ def test_search_and_context_see_only_the_callers_memories(mem: LightMem) -> None
         assert bob_hits, query
         assert all("alice" not in h.text.lower() and "flowerpot" not in h.text for h in bob_hits)
         context = mem.get_context("bob", query, token_budget=100_000)
-        assert "flowerpot" not in context and "alice" not in context.lower()
+        assert "flowerpot" not in context
+        assert "alice" not in context.lower()
         alice_context = mem.get_context("alice", query, token_budget=100_000)
         assert "gnome" not in alice_context
 
@@ -42,8 +43,10 @@ def test_recent_export_stats_are_per_user(mem: LightMem) -> None:
     assert [t.content for t in mem.recent("bob", session_id="s1")] == [BOB_SECRET]
     assert "flowerpot" not in _texts(mem, "bob")
     assert "gnome" not in _texts(mem, "alice")
-    assert mem.stats("bob")["turns"] == 1 and mem.stats("bob")["ltm"] == 1
-    assert mem.stats("alice")["turns"] == 2 and mem.stats("alice")["ltm"] == 1
+    assert mem.stats("bob")["turns"] == 1
+    assert mem.stats("bob")["ltm"] == 1
+    assert mem.stats("alice")["turns"] == 2
+    assert mem.stats("alice")["ltm"] == 1
     mem.flush()
     assert mem.stats("bob")["vectors"] == 2
 
@@ -54,8 +57,12 @@ def test_forget_one_user_leaves_the_other_intact(mem: LightMem) -> None:
     receipt = mem.forget("alice")
     assert receipt.turns == 2
     after = mem.export("bob")
-    assert before["turns"] == after["turns"] and before["memories"] == after["memories"]
-    assert mem.search("bob", "spare key")[0].text in (BOB_SECRET, "Bob hides a spare key in the gnome")
+    assert before["turns"] == after["turns"]
+    assert before["memories"] == after["memories"]
+    assert mem.search("bob", "spare key")[0].text in (
+        BOB_SECRET,
+        "Bob hides a spare key in the gnome",
+    )
     mem.flush()
     assert mem.stats("bob")["vectors"] == 2
     assert mem.users() == ["bob"]
@@ -82,7 +89,9 @@ def test_user_ids_differing_only_in_case_or_unicode_are_distinct(mem: LightMem) 
 def test_concurrent_async_users_stay_apart(mem: LightMem) -> None:
     async def scenario() -> None:
         users = [f"user-{i}" for i in range(6)]
-        await asyncio.gather(*(mem.aadd(u, f"{u} secret word {u[::-1]}", turn_id="t") for u in users))
+        await asyncio.gather(
+            *(mem.aadd(u, f"{u} secret word {u[::-1]}", turn_id="t") for u in users)
+        )
         results = await asyncio.gather(*(mem.asearch(u, "secret word", k=10) for u in users))
         for user, hits in zip(users, results, strict=True):
             assert [h.text for h in hits] == [f"{user} secret word {user[::-1]}"]

@@ -14,7 +14,7 @@ from lightmem_core import LightMem
 def test_full_cycle_with_default_embedder_and_no_network(tmp_path: Path) -> None:
     import socket
 
-    with pytest.raises(Exception, match="(?i)socket"):
+    with pytest.raises(Exception, match=r"(?i)socket"):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("127.0.0.1", 9))
 
     with LightMem(tmp_path / "memory") as mem:  # every default: MiniLM, embedded Chroma

@@ -40,7 +40,8 @@ def test_fuse_sums_normalised_scores_and_caps_the_pool() -> None:
     lexical = [("b", 12.0), ("d", 3.0)]
     pool = fuse(dense, lexical, pool=3)
     assert [c.memory_id for c in pool] == ["b", "a", "c"]
-    assert pool[0].dense == 0.5 and pool[0].lexical == 12.0
+    assert pool[0].dense == 0.5
+    assert pool[0].lexical == 12.0
     assert fuse([], [], pool=5) == []
 
 
@@ -70,5 +71,7 @@ def test_render_context_quotes_and_neutralises_tags() -> None:
                 content="hi </recent_conversation> there", timestamp=datetime(2024, 1, 2, 3, 4, tzinfo=UTC))  # fmt: skip
     block = render_context([turn], [])
     assert block.count("</recent_conversation>") == 1
-    assert block.splitlines()[1] == '[2024-01-02 03:04] user: "hi \u2039/recent_conversation> there"'
+    assert (
+        block.splitlines()[1] == '[2024-01-02 03:04] user: "hi \u2039/recent_conversation> there"'
+    )
     assert render_context([], []) == ""

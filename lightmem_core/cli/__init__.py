@@ -1,5 +1,13 @@
-"""The ``lightmem`` command line (being written)."""
+"""The ``lightmem`` command line: ``lightmem --help`` lists the commands.
+
+Importing this package loads typer and rich, not torch or chromadb.
+"""
+
+from ._app import app
+
+__all__ = ["app", "main"]
 
 
 def main() -> None:
-    raise SystemExit("the lightmem CLI is being written")
+    """Entry point of the ``lightmem`` script."""
+    app(prog_name="lightmem")

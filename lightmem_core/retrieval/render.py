@@ -24,7 +24,9 @@ HEADER = (
 
 
 def _quote(text: str) -> str:
-    return json.dumps(_TAGS.sub(lambda m: m.group(0).replace("<", "\u2039"), text), ensure_ascii=False)
+    return json.dumps(
+        _TAGS.sub(lambda m: m.group(0).replace("<", "\u2039"), text), ensure_ascii=False
+    )
 
 
 def _date(ts: datetime | None) -> str:
@@ -49,5 +51,9 @@ def render_context(recent: Sequence[Turn], hits: Sequence[Hit]) -> str:
     if hits:
         parts += [HEADER, "<memories>", *(memory_line(h) for h in hits), "</memories>"]
     if recent:
-        parts += ["<recent_conversation>", *(turn_line(t) for t in recent), "</recent_conversation>"]
+        parts += [
+            "<recent_conversation>",
+            *(turn_line(t) for t in recent),
+            "</recent_conversation>",
+        ]
     return "\n".join(parts)

@@ -73,7 +73,9 @@ class ChromaVectorIndex:
         except PermissionError as err:
             raise StoreNotWritable(f"cannot write the vector index at {path}: {err}") from err
         except Exception as err:
-            raise StorageError(f"cannot open the Chroma vector index at {path or server}: {err}") from err
+            raise StorageError(
+                f"cannot open the Chroma vector index at {path or server}: {err}"
+            ) from err
 
     def collection_name(self, user_id: str) -> str:
         return f"{self._prefix}_{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:40]}"
@@ -113,7 +115,7 @@ class ChromaVectorIndex:
         try:
             collection.upsert(
                 ids=list(ids),
-                embeddings=[list(map(float, e)) for e in embeddings],
+                embeddings=[list(map(float, e)) for e in embeddings],  # type: ignore[arg-type]
                 metadatas=[dict(m) for m in metadatas],
             )
         except Exception as err:
@@ -133,7 +135,7 @@ class ChromaVectorIndex:
             return []
         try:
             result = collection.query(
-                query_embeddings=[list(map(float, embedding))],
+                query_embeddings=[list(map(float, embedding))],  # type: ignore[arg-type]
                 n_results=k,
                 where=where,
                 include=["distances", "metadatas"],

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,10 +110,8 @@ class SQLiteRecordStore:
         new_file = not self.path.exists()
         conn = self._conn()
         if new_file:
-            try:
+            with suppress(OSError):
                 os.chmod(self.path, 0o600)  # the records are personal data
-            except OSError:
-                pass
         try:
             # Idempotent DDL; executescript runs it in its own transaction.
             conn.executescript(_SCHEMA)
@@ -195,10 +193,8 @@ class SQLiteRecordStore:
         self._closed = True
         with self._connections_lock:
             for conn in self._connections:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._connections.clear()
 
     # --- writes -------------------------------------------------------------------------
@@ -452,7 +448,11 @@ class SQLiteRecordStore:
         params.append(limit)
         pending = []
         for memory_id, owner, text, tier, kind, ts in self._read(sql, params):
-            meta: dict[str, str | int | float | bool] = {"user_id": owner, "tier": tier, "kind": kind}
+            meta: dict[str, str | int | float | bool] = {
+                "user_id": owner,
+                "tier": tier,
+                "kind": kind,
+            }
             if ts is not None:
                 meta["ts"] = ts
             pending.append(PendingVector(memory_id, owner, text, meta))
@@ -502,7 +502,12 @@ class SQLiteRecordStore:
     def counts(self, user_id: str | None = None) -> dict[str, int]:
         where, params = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
         turns = self._read(f"SELECT count(*) FROM turns {where}", params)[0][0]
-        tiers = dict(self._read(f"SELECT tier, count(*) FROM memories {where} GROUP BY tier", params))
+        tiers: dict[str, int] = {
+            row[0]: row[1]
+            for row in self._read(
+                f"SELECT tier, count(*) FROM memories {where} GROUP BY tier", params
+            )
+        }
         pending_where = f"{where} AND indexed = 0" if where else "WHERE indexed = 0"
         pending = self._read(f"SELECT count(*) FROM memories {pending_where}", params)[0][0]
         return {
@@ -513,7 +518,5 @@ class SQLiteRecordStore:
         }
 
     def users(self) -> list[str]:
-        rows = self._read(
-            "SELECT user_id FROM turns UNION SELECT user_id FROM memories ORDER BY 1"
-        )
+        rows = self._read("SELECT user_id FROM turns UNION SELECT user_id FROM memories ORDER BY 1")
         return [row[0] for row in rows]

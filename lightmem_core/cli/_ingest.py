@@ -1,0 +1,206 @@
+"""Reading conversations from JSON or JSONL files, and writing them in atomic chunks.
+
+Accepted files:
+
+* JSON: a list of message objects, or ``{"user_id": ..., "session_id": ..., "messages": [...]}``
+  (``user_id`` and ``session_id`` optional defaults for the messages);
+* JSONL: one message object per line (blank lines are skipped).
+
+A message has ``content`` and optionally ``role``, ``session_id``, ``timestamp``,
+``turn_id``, ``speaker``, ``metadata`` and ``user_id``. The user of a message is its own
+``user_id``, else the file's, else ``--user``; the session likewise, else ``--session``.
+
+The whole file is read and checked before anything is written, so a malformed file stores
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _validation as check
+from .._errors import LightMemError
+from ._common import CliError
+
+if TYPE_CHECKING:
+    from .._memory import LightMem
+
+__all__ = ["CHUNK_SIZE", "Conversation", "Message", "read_conversations", "write_conversations"]
+
+CHUNK_SIZE = 256
+"""Messages per ``add_many`` call: each chunk is stored atomically."""
+
+MESSAGE_FIELDS = frozenset(
+    {"content", "role", "session_id", "timestamp", "turn_id", "speaker", "metadata"}
+)
+_FILE_FIELDS = frozenset({"user_id", "session_id", "messages"})
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    where: str
+    """Where the message is in the file, for error messages: ``line 3`` or ``message 3``."""
+    fields: dict[str, Any]
+    """What ``add_many`` gets: the message without ``user_id``."""
+
+
+@dataclass(slots=True)
+class Conversation:
+    """The messages of one user, in file order."""
+
+    user_id: str
+    messages: list[Message] = field(default_factory=list)
+
+
+def _kind(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "null" if value is None else "number"
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise CliError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror or err}") from err
+
+
+def _jsonl(path: Path, text: str) -> Iterator[tuple[str, object]]:
+    # Split on newlines only: JSON strings may hold U+2028 and other characters that
+    # str.splitlines() would also break at, which would shift the line numbers.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {number}", json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CliError(
+                f"{path}: line {number} is not valid JSON: {err.msg} (column {err.colno})"
+            ) from err
+
+
+def _document(path: Path, data: object) -> tuple[list[tuple[str, object]], object, object]:
+    """The messages of a parsed JSON document, and its default user and session."""
+    if isinstance(data, list):
+        return [(f"message {i}", item) for i, item in enumerate(data, start=1)], None, None
+    if isinstance(data, dict) and "messages" in data:
+        unknown = sorted(set(data) - _FILE_FIELDS)
+        if unknown:
+            raise CliError(
+                f"{path}: unknown top-level field(s) {', '.join(unknown)}; "
+                "expected user_id, session_id and messages"
+            )
+        messages = data["messages"]
+        if not isinstance(messages, list):
+            raise CliError(f"{path}: 'messages' must be an array, got {_kind(messages)}")
+        items = [(f"message {i}", item) for i, item in enumerate(messages, start=1)]
+        return items, data.get("user_id"), data.get("session_id")
+    raise CliError(
+        f"{path}: expected a JSON array of messages or an object with 'messages', got {_kind(data)}"
+    )
+
+
+def _load(path: Path) -> tuple[list[tuple[str, object]], object, object]:
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    if suffix not in _JSONL_SUFFIXES:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            if suffix == ".json" or text.lstrip().startswith("["):
+                raise CliError(
+                    f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+                ) from err
+        else:
+            if (
+                suffix == ".json"
+                or isinstance(data, list)
+                or (isinstance(data, dict) and "messages" in data)
+            ):
+                return _document(path, data)
+    return list(_jsonl(path, text)), None, None
+
+
+def _identifier(value: object, *, what: str, where: str) -> str:
+    try:
+        return check.user_id(value) if what == "user_id" else check.identifier(value, what=what)
+    except LightMemError as err:
+        raise CliError(f"{where}: {err}") from err
+
+
+def read_conversations(
+    path: Path, *, user_id: str | None = None, session_id: str | None = None
+) -> list[Conversation]:
+    """Read and check ``path``; the messages grouped by user, users in order of appearance.
+
+    Raises:
+        CliError: the file is unreadable or malformed, or a message names no user.
+    """
+    items, file_user, file_session = _load(path)
+    default_user = file_user if file_user is not None else user_id
+    default_session = file_session if file_session is not None else session_id
+    by_user: dict[str, Conversation] = {}
+    for where, raw in items:
+        label = f"{path}: {where}"
+        if not isinstance(raw, dict):
+            raise CliError(f"{label}: a message must be a JSON object, got {_kind(raw)}")
+        unknown = sorted(set(raw) - MESSAGE_FIELDS - {"user_id"})
+        if unknown:
+            raise CliError(
+                f"{label}: unknown field(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(MESSAGE_FIELDS | {'user_id'}))}"
+            )
+        if "content" not in raw:
+            raise CliError(f"{label}: the message has no 'content'")
+        user = raw.get("user_id", default_user)
+        if user is None:
+            raise CliError(f"{label}: the message names no user; give it a user_id, or pass --user")
+        user = _identifier(user, what="user_id", where=label)
+        fields = {key: value for key, value in raw.items() if key != "user_id"}
+        if fields.get("session_id") is None and default_session is not None:
+            fields["session_id"] = _identifier(default_session, what="session_id", where=label)
+        by_user.setdefault(user, Conversation(user)).messages.append(Message(where, fields))
+    return list(by_user.values())
+
+
+def write_conversations(
+    mem: LightMem,
+    conversations: list[Conversation],
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Store every conversation with ``add_many``, ``chunk_size`` messages at a time (each
+    chunk atomic). Returns the messages stored per user.
+
+    Raises:
+        CliError: a chunk was rejected; it stored nothing, the chunks before it stay stored.
+    """
+    stored: dict[str, int] = {}
+    total = 0
+    for conversation in conversations:
+        messages = conversation.messages
+        for start in range(0, len(messages), chunk_size):
+            chunk = messages[start : start + chunk_size]
+            try:
+                mem.add_many(conversation.user_id, [m.fields for m in chunk])
+            except LightMemError as err:
+                span = (
+                    chunk[0].where if len(chunk) == 1 else f"{chunk[0].where} to {chunk[-1].where}"
+                )
+                raise CliError(
+                    f"user {conversation.user_id!r}, {span}: {err}. That chunk of "
+                    f"{len(chunk)} was not stored; {total} message(s) stored before it"
+                ) from err
+            stored[conversation.user_id] = stored.get(conversation.user_id, 0) + len(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return stored
