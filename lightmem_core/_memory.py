@@ -383,13 +383,23 @@ class LightMem:
         )
         as_of = check.timestamp(now, what="now") if now is not None else None
         wanted = self._tiers(tiers)
-        return self._search(user, text, k=limit, budget=budget, as_of=as_of, tiers=wanted,
-                            exclude_sources=frozenset(), cost=lambda m: self._count_tokens(m.text))  # fmt: skip
+        return self._search(
+            user,
+            text,
+            k=limit,
+            budget=budget,
+            as_of=as_of,
+            tiers=wanted,
+            exclude_sources=frozenset(),
+            cost=lambda m: self._count_tokens(m.text),
+        )
 
     @staticmethod
     def _tiers(tiers: Sequence[Tier | str] | None) -> tuple[Tier, ...] | None:
         if tiers is None:
             return None
+        if isinstance(tiers, str):
+            tiers = [tiers]
         try:
             chosen = tuple(Tier(t) for t in tiers)
         except ValueError as err:
@@ -425,11 +435,12 @@ class LightMem:
         )
         candidates = fuse(dense, lexical, pool=pool)
         memories = self._records.get_memories(user, [c.memory_id for c in candidates])
-        if exclude_sources:
+        if exclude_sources:  # get_context: turns already shown as recent conversation
             memories = {
-                i: m for i, m in memories.items()
-                if not m.source_ids or not set(m.source_ids) <= exclude_sources
-            }  # fmt: skip
+                memory_id: memory
+                for memory_id, memory in memories.items()
+                if not memory.source_ids or not set(memory.source_ids) <= exclude_sources
+            }
         ranked = self._reranker.rerank(plan, candidates, memories)
         kept, omitted = pack_to_budget(
             ((memories[i], score) for i, score in ranked if i in memories),
