@@ -58,14 +58,22 @@ class LightMemConfig:
     """Most tokens short-term memory may take in ``get_context``."""
 
     # --- retrieval -------------------------------------------------------------------------------
-    top_k: int = 10
-    """Most hits a search returns (K)."""
+    top_k: int | None = None
+    """Most hits a search returns (K). ``None`` lets the token budget decide:
+    ``max(10, token_budget // 20)``, about as many conversation turns as the budget holds."""
     candidate_pool: int | None = None
-    """Candidates stage 1 passes to stage 2; ``None`` means ``2 * top_k``."""
+    """Candidates stage 1 passes to stage 2; ``None`` means ``2 * K``."""
     token_budget: int = 1000
     """Default token budget of ``search`` and ``get_context``."""
     ltm_boost: float = 0.05
     """Score added to long-term entries in re-ranking: consolidated knowledge wins ties."""
+    use_controller: bool = True
+    """Plan each query (names, time windows, rewrites). Off: search the query as written."""
+    use_reranker: bool = True
+    """Stage 2 re-ranking. Off: keep the fused stage-1 order."""
+    expand_neighbors: bool = True
+    """Score turns with their neighbours and pack neighbouring turns that carry a hit's
+    context. Off: every memory stands alone."""
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -74,7 +82,6 @@ class LightMemConfig:
             "max_metadata_bytes": self.max_metadata_bytes,
             "stm_turns": self.stm_turns,
             "stm_token_budget": self.stm_token_budget,
-            "top_k": self.top_k,
             "token_budget": self.token_budget,
             "chroma_port": self.chroma_port,
         }
@@ -87,8 +94,14 @@ class LightMemConfig:
             raise ConfigurationError(
                 f"embed_threads must be a positive integer or None, got {self.embed_threads!r}"
             )
+        if self.top_k is not None and (
+            not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k <= 0
+        ):
+            raise ConfigurationError(
+                f"top_k must be a positive integer or None, got {self.top_k!r}"
+            )
         if self.candidate_pool is not None and (
-            not isinstance(self.candidate_pool, int) or self.candidate_pool < self.top_k
+            not isinstance(self.candidate_pool, int) or self.candidate_pool < (self.top_k or 1)
         ):
             raise ConfigurationError(
                 f"candidate_pool must be an integer >= top_k ({self.top_k}), got {self.candidate_pool!r}"
@@ -110,10 +123,13 @@ class LightMemConfig:
             if self.chroma_host is not None:
                 raise ConfigurationError("give chroma_url or chroma_host, not both")
 
-    @property
-    def pool_size(self) -> int:
-        """Stage-1 candidate pool size."""
-        return self.candidate_pool if self.candidate_pool is not None else 2 * self.top_k
+    def k_for(self, token_budget: int) -> int:
+        """K for a search with this budget."""
+        return self.top_k if self.top_k is not None else max(10, token_budget // 20)
+
+    def pool_for(self, k: int) -> int:
+        """Stage-1 candidate pool size for K."""
+        return max(self.candidate_pool or 2 * k, k)
 
     @property
     def chroma_server(self) -> tuple[str, int, bool] | None:

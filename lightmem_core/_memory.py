@@ -373,14 +373,7 @@ class LightMem:
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
-        limit = (
-            check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
-        )
-        budget = (
-            check.positive_int(token_budget, what="token_budget")
-            if token_budget is not None
-            else self.config.token_budget
-        )
+        budget, limit = self._budget_and_k(token_budget, k)
         as_of = check.timestamp(now, what="now") if now is not None else None
         wanted = self._tiers(tiers)
         return self._search(
@@ -393,6 +386,20 @@ class LightMem:
             exclude_sources=frozenset(),
             cost=lambda m: self._count_tokens(m.text),
         )
+
+    def _budget_and_k(self, token_budget: object, k: object) -> tuple[int, int]:
+        """The token budget and K of one search: given, or from the configuration."""
+        budget = (
+            check.positive_int(token_budget, what="token_budget")
+            if token_budget is not None
+            else self.config.token_budget
+        )
+        limit = (
+            check.positive_int(k, what="k", maximum=1000)
+            if k is not None
+            else self.config.k_for(budget)
+        )
+        return budget, limit
 
     @staticmethod
     def _tiers(tiers: Sequence[Tier | str] | None) -> tuple[Tier, ...] | None:
@@ -424,7 +431,7 @@ class LightMem:
         exclude_sources: frozenset[str],
         cost: Callable[[Memory], int],
     ) -> SearchResults:
-        pool = max(self.config.pool_size, k)
+        pool = self.config.pool_for(k)
         plan = plan_query(query, known_people=self._speakers(user))
         lexical = self._records.lexical_search(
             user, plan.terms, limit=pool, tiers=tiers, before=as_of
@@ -544,16 +551,9 @@ class LightMem:
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
-        budget = (
-            check.positive_int(token_budget, what="token_budget")
-            if token_budget is not None
-            else self.config.token_budget
-        )
+        budget, limit = self._budget_and_k(token_budget, k)
         session = (
             check.identifier(session_id, what="session_id") if session_id is not None else None
-        )
-        limit = (
-            check.positive_int(k, what="k", maximum=1000) if k is not None else self.config.top_k
         )
         as_of = check.timestamp(now, what="now") if now is not None else None
         recent = self._recent(user, session, min(self.config.stm_token_budget, budget // 2))

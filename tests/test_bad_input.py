@@ -224,7 +224,8 @@ def test_read_only_store_file(tmp_path: Path) -> None:
     [
         {"top_k": 0},
         {"token_budget": -1},
-        {"candidate_pool": 3},
+        {"top_k": 10, "candidate_pool": 3},
+        {"top_k": True},
         {"sqlite_synchronous": "OFF"},
         {"chroma_url": "ftp://nowhere"},
         {"chroma_url": "http://h:1", "chroma_host": "h"},
