@@ -127,7 +127,7 @@ class VectorIndexer:
                     [v for _, v in items],
                     [p.metadata for p, _ in items],
                 )
-            done = [p.memory_id for items in by_user.values() for p, _ in items]
+            done = {p.memory_id: v for items in by_user.values() for p, v in items}
             self._records.mark_indexed(done)
         self.indexed_total += len(done)
         return len(done)

@@ -33,7 +33,7 @@ from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
 from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
 from .embedding import Embedder, resolve_embedder
-from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, plan_query
+from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, plan_query, score_pool
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
 from .store import ChromaVectorIndex, RecordStore, SQLiteRecordStore, VectorIndex
 from .writer import ExtractiveWriter, Writer
@@ -432,23 +432,46 @@ class LightMem:
         cost: Callable[[Memory], int],
     ) -> SearchResults:
         pool = self.config.pool_for(k)
-        plan = plan_query(query, known_people=self._speakers(user))
+        plan = (
+            plan_query(query, known_people=self._speakers(user))
+            if self.config.use_controller
+            else plan_query(query)
+        )
+        # Stage 1, coarse: a fixed pool from BM25 and dense search, fused.
         lexical = self._records.lexical_search(
             user, plan.terms, limit=pool, tiers=tiers, before=as_of
         )
         self._indexer.flush_user(user)  # read-your-writes for the dense side
-        dense = self._vectors().query(
-            user, self._embed_query(user, plan.dense_text), k=pool, where=self._where(tiers, as_of)
-        )
-        candidates = fuse(dense, lexical, pool=pool)
-        memories = self._records.get_memories(user, [c.memory_id for c in candidates])
-        if exclude_sources:  # get_context: turns already shown as recent conversation
-            memories = {
-                memory_id: memory
-                for memory_id, memory in memories.items()
-                if not memory.source_ids or not set(memory.source_ids) <= exclude_sources
-            }
-        ranked = self._reranker.rerank(plan, candidates, memories)
+        query_vector = self._embed_query(user, plan.dense_text)
+        dense = self._vectors().query(user, query_vector, k=pool, where=self._where(tiers, as_of))
+        stage1 = fuse(dense, lexical, pool=pool)
+        ids = [c.memory_id for c in stage1]
+        if self.config.use_reranker:
+            # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
+            # on both signals with its context.
+            neighbors = self._records.neighbors(user, ids) if self.config.expand_neighbors else {}
+            ids = list(
+                dict.fromkeys([*ids, *(n for pair in neighbors.values() for n in pair if n)])
+            )
+            candidates = score_pool(
+                ids,
+                query_vector,
+                self._records.vectors(user, ids),
+                self._records.lexical_scores(user, plan.terms, ids),
+                neighbors,
+                {c.memory_id: c.fused for c in stage1},
+            )
+        else:
+            candidates = stage1
+        memories = {
+            memory_id: memory
+            for memory_id, memory in self._records.get_memories(user, ids).items()
+            if self._admissible(memory, tiers=tiers, as_of=as_of, exclude_sources=exclude_sources)
+        }
+        if self.config.use_reranker:
+            ranked = self._reranker.rerank(plan, candidates, memories)
+        else:
+            ranked = [(c.memory_id, c.fused) for c in candidates]
         kept, omitted = pack_to_budget(
             ((memories[i], score) for i, score in ranked if i in memories),
             k=k,
@@ -473,6 +496,22 @@ class LightMem:
         if hits:
             self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
         return SearchResults(hits, omitted=omitted, token_budget=budget)
+
+    @staticmethod
+    def _admissible(
+        memory: Memory,
+        *,
+        tiers: tuple[Tier, ...] | None,
+        as_of: datetime | None,
+        exclude_sources: frozenset[str],
+    ) -> bool:
+        """Whether a candidate passes the search's filters (neighbours join the pool unfiltered)."""
+        if tiers and memory.tier not in tiers:
+            return False
+        if as_of is not None and memory.timestamp is not None and memory.timestamp > as_of:
+            return False
+        # get_context: turns already shown as recent conversation are not repeated.
+        return not (memory.source_ids and set(memory.source_ids) <= exclude_sources)
 
     def _speakers(self, user: str) -> frozenset[str]:
         """The names that speak in the user's conversations (cached; kept current by add)."""

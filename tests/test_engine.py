@@ -293,3 +293,39 @@ def test_async_twins(tmp_path: Path) -> None:
             assert (await mem.aforget("user1")).turns == 1
 
     asyncio.run(scenario())
+
+
+def test_an_answer_is_found_through_the_question_before_it(mem: LightMem) -> None:
+    # The answer shares no words with the query; the turn before it does.
+    mem.add("u", "Did you ever go back to the lighthouse museum in Porto?", session_id="s1",
+            turn_id="q", speaker="Ana")  # fmt: skip
+    mem.add(
+        "u", "Yes, twice last spring with my nephews.", session_id="s1", turn_id="a", speaker="Rui"
+    )
+    for i in range(30):
+        mem.add(
+            "u",
+            f"unrelated chatter number {i} about cooking pasta",
+            session_id="s2",
+            turn_id=f"c{i}",
+        )
+    found = mem.search("u", "lighthouse museum in Porto visits", k=3)
+    assert {h.source_ids[0] for h in found[:2]} == {"q", "a"}
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {"use_controller": False},
+        {"use_reranker": False},
+        {"expand_neighbors": False},
+        {"use_controller": False, "use_reranker": False, "expand_neighbors": False},
+    ],
+)
+def test_pipeline_switches_keep_search_correct(tmp_path: Path, switches: dict[str, bool]) -> None:
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder(), **switches) as mem:
+        mem.add("alice", "I just adopted a beagle called Max.", turn_id="t1", speaker="Alice")
+        mem.add("bob", "My beagle is called Rex.", turn_id="t1", speaker="Bob")
+        hits = mem.search("alice", "beagle", token_budget=100)
+        assert [h.source_ids for h in hits] == [("t1",)]
+        assert hits[0].text == "I just adopted a beagle called Max."

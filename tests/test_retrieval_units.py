@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from lightmem_core import Memory, Tier, Turn
 from lightmem_core.retrieval import (
+    Candidate,
     LocalReranker,
     fuse,
     pack_to_budget,
     plan_query,
     query_terms,
     render_context,
+    score_pool,
 )
 
 
@@ -45,14 +49,40 @@ def test_fuse_sums_normalised_scores_and_caps_the_pool() -> None:
     assert fuse([], [], pool=5) == []
 
 
-def test_local_reranker_prefers_agreement_and_long_term() -> None:
-    candidates = fuse([("a", 0.9), ("b", 0.8)], [("b", 1.0)], pool=5)
-    memories = {"a": _memory("a", "x"), "b": _memory("b", "y")}
-    ranked = LocalReranker().rerank(plan_query("q"), candidates, memories)
-    assert ranked[0][0] == "b"
-    memories["a"] = _memory("a", "x", Tier.LTM)
-    boosted = LocalReranker(ltm_boost=5.0).rerank(plan_query("q"), candidates, memories)
-    assert boosted[0][0] == "a"
+def test_score_pool_gives_every_candidate_both_signals_and_its_context() -> None:
+    vectors = {"q": [1.0, 0.0], "a": [0.0, 1.0], "b": [0.6, 0.8]}
+    pool = score_pool(
+        ["a", "b"],
+        [1.0, 0.0],
+        vectors,
+        {"b": 3.0},
+        {"a": ("q", "b"), "b": ("a", None)},
+        {"a": 0.5},
+    )
+    a, b = pool
+    assert a.dense == pytest.approx(0.0)
+    assert a.lexical is None
+    assert a.context_lexical == 3.0  # its neighbour b matched
+    assert b.dense == pytest.approx(0.6)
+    assert b.context_dense == pytest.approx(0.0)
+    assert a.fused == 0.5
+
+
+def test_local_reranker_uses_context_speakers_and_tiers() -> None:
+    plain = Candidate("plain", dense=0.5, lexical=1.0)
+    in_context = Candidate("ctx", dense=0.5, lexical=1.0, context_dense=0.9, context_lexical=2.0)
+    memories = {"plain": _memory("plain", "x"), "ctx": _memory("ctx", "y")}
+    ranked = LocalReranker().rerank(plan_query("q"), [plain, in_context], memories)
+    assert [i for i, _ in ranked] == ["ctx", "plain"]
+    memories["plain"] = _memory("plain", "x", Tier.LTM)
+    boosted = LocalReranker(ltm_boost=5.0).rerank(plan_query("q"), [plain, in_context], memories)
+    assert boosted[0][0] == "plain"
+    spoken = Memory(id="plain", user_id="u", tier=Tier.MTM, kind="turn", text="x",
+                    timestamp=None, speaker="Alice")  # fmt: skip
+    memories["plain"] = spoken
+    named = plan_query("what does Alice like", known_people=["Alice"])
+    ranked = LocalReranker(speaker_bonus=5.0).rerank(named, [plain, in_context], memories)
+    assert ranked[0][0] == "plain"
 
 
 def test_pack_respects_budget_k_and_duplicates() -> None:

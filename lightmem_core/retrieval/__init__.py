@@ -10,6 +10,7 @@ from .pipeline import (
     pack_to_budget,
     plan_query,
     query_terms,
+    score_pool,
 )
 from .render import render_context
 
@@ -23,4 +24,5 @@ __all__ = [
     "plan_query",
     "query_terms",
     "render_context",
+    "score_pool",
 ]

@@ -9,7 +9,7 @@ I/O; everything here is plain data in, plain data out, so it is tested without s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ __all__ = [
     "pack_to_budget",
     "plan_query",
     "query_terms",
+    "score_pool",
 ]
 
 # Function words carry no evidence for BM25 and make FTS5 score far more rows.
@@ -88,15 +89,19 @@ def plan_query(query: str, *, known_people: Iterable[str] = ()) -> QueryPlan:
 
 @dataclass(slots=True)
 class Candidate:
-    """A memory in the stage-1 pool with the evidence for it."""
+    """A memory in the pool with the evidence for it."""
 
     memory_id: str
     dense: float | None = None
-    """Cosine similarity to the query, if dense search found it."""
+    """Cosine similarity to the (dense) query."""
     lexical: float | None = None
-    """BM25 score, if lexical search found it."""
+    """BM25 score; ``None`` when no query term matches."""
     fused: float = 0.0
     """Stage-1 score: normalised dense + normalised lexical."""
+    context_dense: float | None = None
+    """Best dense score among the turns just before and after this one."""
+    context_lexical: float | None = None
+    """Best BM25 score among the turns just before and after this one."""
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
@@ -132,6 +137,58 @@ def fuse(
     return candidates[:pool]
 
 
+def adjacency(neighbors: Mapping[str, tuple[str | None, str | None]]) -> dict[str, set[str]]:
+    """Both directions of the neighbour relation: if B follows A, A is B's context too."""
+    linked: dict[str, set[str]] = {}
+    for memory_id, pair in neighbors.items():
+        for other in pair:
+            if other is not None:
+                linked.setdefault(memory_id, set()).add(other)
+                linked.setdefault(other, set()).add(memory_id)
+    return linked
+
+
+def score_pool(
+    memory_ids: Sequence[str],
+    query_vector: Sequence[float],
+    vectors: Mapping[str, Sequence[float]],
+    lexical: Mapping[str, float],
+    neighbors: Mapping[str, tuple[str | None, str | None]],
+    stage1: Mapping[str, float],
+) -> list[Candidate]:
+    """Stage 2's evidence for every memory of the pool (and the neighbours added to it): its
+    own cosine and BM25 scores, and the best of its neighbouring turns'."""
+    import numpy as np
+
+    query = np.asarray(query_vector, dtype=np.float32)
+    query /= np.linalg.norm(query) or 1.0
+    dense: dict[str, float] = {}
+    with_vectors = [i for i in memory_ids if i in vectors]
+    if with_vectors:
+        matrix = np.asarray([vectors[i] for i in with_vectors], dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0] = 1.0
+        dense = dict(zip(with_vectors, (matrix @ query / norms).tolist(), strict=True))
+
+    linked = adjacency(neighbors)
+
+    def best(values: Mapping[str, float], memory_id: str) -> float | None:
+        found = [values[n] for n in linked.get(memory_id, ()) if n in values]
+        return max(found) if found else None
+
+    return [
+        Candidate(
+            memory_id,
+            dense=dense.get(memory_id),
+            lexical=lexical.get(memory_id),
+            fused=stage1.get(memory_id, 0.0),
+            context_dense=best(dense, memory_id),
+            context_lexical=best(lexical, memory_id),
+        )
+        for memory_id in memory_ids
+    ]
+
+
 class Reranker(Protocol):
     """Stage 2: score the candidate pool against the query plan (higher is better)."""
 
@@ -141,29 +198,53 @@ class Reranker(Protocol):
 
 
 class LocalReranker:
-    """The default stage 2: stage-1 evidence, agreement between the two retrievers (found
-    by both beats found by one), turns spoken by a person the query names, and a boost for
-    long-term knowledge."""
+    """The default stage 2, a weighted sum of normalised evidence:
+
+    - the memory's own dense and lexical agreement with the query;
+    - its context: the best agreement among the turns just before and after it (an answer
+      often only makes sense next to the question it answers);
+    - how much lexical evidence the memory's session holds (a conversation about the topic);
+    - turns spoken by a person the query names;
+    - a small boost for long-term knowledge.
+    """
 
     def __init__(
-        self, *, ltm_boost: float = 0.05, agreement_bonus: float = 0.1, speaker_bonus: float = 0.1
+        self,
+        *,
+        ltm_boost: float = 0.05,
+        speaker_bonus: float = 0.2,
+        context_weight: float = 1.0,
+        session_weight: float = 0.2,
     ) -> None:
         self.ltm_boost = ltm_boost
-        self.agreement_bonus = agreement_bonus
         self.speaker_bonus = speaker_bonus
+        self.context_weight = context_weight
+        self.session_weight = session_weight
 
     def rerank(
         self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
     ) -> list[tuple[str, float]]:
         named = {p.casefold() for p in plan.people}
+        pool = [c for c in candidates if c.memory_id in memories]
+        dense = _Scale([c.dense for c in pool] + [c.context_dense for c in pool])
+        lexical = _Scale([c.lexical for c in pool] + [c.context_lexical for c in pool])
+        # How much lexical evidence each session holds: a conversation about the topic.
+        sessions: dict[str | None, float] = {}
+        for candidate in pool:
+            session = memories[candidate.memory_id].session_id
+            sessions[session] = sessions.get(session, 0.0) + lexical(candidate.lexical)
+        session_scale = _Scale([v for k, v in sessions.items() if k is not None])
         scored = []
-        for candidate in candidates:
-            memory = memories.get(candidate.memory_id)
-            if memory is None:
-                continue
-            score = candidate.fused
-            if candidate.dense is not None and candidate.lexical is not None:
-                score += self.agreement_bonus
+        for candidate in pool:
+            memory = memories[candidate.memory_id]
+            score = dense(candidate.dense) + lexical(candidate.lexical)
+            score += (
+                self.context_weight
+                * (dense(candidate.context_dense) + lexical(candidate.context_lexical))
+                / 2
+            )
+            if memory.session_id is not None:
+                score += self.session_weight * session_scale(sessions[memory.session_id])
             if memory.tier is Tier.LTM:
                 score += self.ltm_boost
             if named and memory.speaker is not None and memory.speaker.casefold() in named:
@@ -171,6 +252,18 @@ class LocalReranker:
             scored.append((candidate.memory_id, score))
         scored.sort(key=lambda item: item[1], reverse=True)
         return scored
+
+
+class _Scale:
+    """Min-max normalisation fitted on a pool of scores; a missing score counts as 0."""
+
+    def __init__(self, values: Iterable[float | None]) -> None:
+        present = [v for v in values if v is not None]
+        self.low = min(present, default=0.0)
+        self.span = (max(present, default=0.0) - self.low) or 1.0
+
+    def __call__(self, value: float | None) -> float:
+        return 0.0 if value is None else (value - self.low) / self.span
 
 
 _SPACES = re.compile(r"\s+")
@@ -195,11 +288,14 @@ def pack_to_budget(
     used = 0
     omitted = 0
     for memory, score in ranked:
+        if len(kept) >= k or used >= token_budget:
+            omitted += 1  # full: no need to price the rest
+            continue
         key = _dedupe_key(memory.text)
         if key in seen:
             continue
         tokens = cost(memory)
-        if len(kept) >= k or used + tokens > token_budget:
+        if used + tokens > token_budget:
             omitted += 1
             continue
         seen.add(key)

@@ -7,7 +7,7 @@ to one user, except the few maintenance calls named ``all_...``/``reset``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,8 +70,25 @@ class RecordStore(Protocol):
         """Memories not yet in the vector index, oldest first."""
         ...
 
-    def mark_indexed(self, memory_ids: Sequence[str]) -> None:
-        """Record that these memories' vectors are in the index."""
+    def mark_indexed(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Record that these memories' vectors are in the index, and keep the vectors."""
+        ...
+
+    def vectors(self, user_id: str, memory_ids: Sequence[str]) -> Mapping[str, Sequence[float]]:
+        """The stored vectors of the user's memories among ``memory_ids`` (indexed ones only)."""
+        ...
+
+    def neighbors(
+        self, user_id: str, memory_ids: Sequence[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """For each memory written from a turn: the memories of the turns just before and
+        just after it in the same session (``None`` at a session's edge)."""
+        ...
+
+    def lexical_scores(
+        self, user_id: str, terms: Sequence[str], memory_ids: Sequence[str]
+    ) -> dict[str, float]:
+        """BM25 scores of exactly these memories (absent: no term matches)."""
         ...
 
     def mark_all_pending(self, user_id: str | None = None) -> int:

@@ -15,7 +15,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,9 +63,12 @@ CREATE TABLE IF NOT EXISTS memories (
     access_count  INTEGER NOT NULL DEFAULT 0,
     last_accessed REAL,
     metadata      TEXT NOT NULL DEFAULT '{}',
-    indexed       INTEGER NOT NULL DEFAULT 0
+    position      INTEGER,            -- turns.seq of the source turn: orders a session's entries
+    indexed       INTEGER NOT NULL DEFAULT 0,
+    embedding     BLOB                -- float32 vector, written with its index entry
 );
 CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, tier);
+CREATE INDEX IF NOT EXISTS memories_by_position ON memories (user_id, session_id, position);
 CREATE INDEX IF NOT EXISTS memories_pending ON memories (seq) WHERE indexed = 0;
 CREATE TABLE IF NOT EXISTS memory_sources (
     memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
@@ -202,6 +206,7 @@ class SQLiteRecordStore:
     def add(self, turns: Sequence[Turn], memories: Sequence[Memory]) -> None:
         try:
             with self._write() as cur:
+                positions: dict[str, int] = {}
                 for turn in turns:
                     cur.execute(
                         "INSERT INTO turns (user_id, turn_id, session_id, role, speaker, "
@@ -217,8 +222,13 @@ class SQLiteRecordStore:
                             json.dumps(turn.metadata, ensure_ascii=False),
                         ),
                     )
+                    assert cur.lastrowid is not None
+                    positions[turn.turn_id] = cur.lastrowid
                 for memory in memories:
-                    self._insert_memory(cur, memory)
+                    position = (
+                        positions.get(memory.source_ids[0]) if len(memory.source_ids) == 1 else None
+                    )
+                    self._insert_memory(cur, memory, position)
         except sqlite3.IntegrityError as err:
             if "turns.user_id, turns.turn_id" in str(err):
                 taken = self._taken_turn_ids(turns)
@@ -240,11 +250,11 @@ class SQLiteRecordStore:
         return taken
 
     @staticmethod
-    def _insert_memory(cur: sqlite3.Cursor, memory: Memory) -> None:
+    def _insert_memory(cur: sqlite3.Cursor, memory: Memory, position: int | None) -> None:
         cur.execute(
             "INSERT INTO memories (id, user_id, tier, kind, text, session_id, speaker, ts, "
-            "created_at, access_count, last_accessed, metadata) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, access_count, last_accessed, metadata, position) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 memory.id,
                 memory.user_id,
@@ -258,6 +268,7 @@ class SQLiteRecordStore:
                 memory.access_count,
                 _epoch(memory.last_accessed),
                 json.dumps(memory.metadata, ensure_ascii=False),
+                position,
             ),
         )
         seq = cur.lastrowid
@@ -270,20 +281,24 @@ class SQLiteRecordStore:
             (seq, owner_token(memory.user_id), memory.text),
         )
 
-    def mark_indexed(self, memory_ids: Sequence[str]) -> None:
-        if not memory_ids:
+    def mark_indexed(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        if not vectors:
             return
         with self._write() as cur:
             cur.executemany(
-                "UPDATE memories SET indexed = 1 WHERE id = ?", [(i,) for i in memory_ids]
+                "UPDATE memories SET indexed = 1, embedding = ? WHERE id = ?",
+                [(array("f", vector).tobytes(), i) for i, vector in vectors.items()],
             )
 
     def mark_all_pending(self, user_id: str | None = None) -> int:
         with self._write() as cur:
             if user_id is None:
-                cur.execute("UPDATE memories SET indexed = 0")
+                cur.execute("UPDATE memories SET indexed = 0, embedding = NULL")
             else:
-                cur.execute("UPDATE memories SET indexed = 0 WHERE user_id = ?", (user_id,))
+                cur.execute(
+                    "UPDATE memories SET indexed = 0, embedding = NULL WHERE user_id = ?",
+                    (user_id,),
+                )
             return cur.rowcount
 
     def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:
@@ -392,6 +407,56 @@ class SQLiteRecordStore:
         )
         return {row[0]: self._memory(row) for row in rows}
 
+    def vectors(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, array[float]]:
+        if not memory_ids:
+            return {}
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(
+            f"SELECT id, embedding FROM memories WHERE user_id = ? AND id IN ({marks}) "
+            "AND embedding IS NOT NULL",
+            (user_id, *memory_ids),
+        )
+        return {row[0]: array("f", row[1]) for row in rows}
+
+    def neighbors(
+        self, user_id: str, memory_ids: Sequence[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        if not memory_ids:
+            return {}
+        marks = ",".join("?" * len(memory_ids))
+        side = (
+            "(SELECT n.id FROM memories n WHERE n.user_id = c.user_id "
+            "AND n.session_id = c.session_id AND n.position {op} c.position "
+            "ORDER BY n.position {order} LIMIT 1)"
+        )
+        rows = self._read(
+            f"SELECT c.id, {side.format(op='<', order='DESC')}, {side.format(op='>', order='ASC')} "
+            f"FROM memories c WHERE c.user_id = ? AND c.id IN ({marks}) AND c.position IS NOT NULL",
+            (user_id, *memory_ids),
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    # CROSS JOIN keeps FTS5 as the outer loop: otherwise SQLite may walk the memories and run
+    # the whole MATCH once per row (30 ms instead of 0.3 ms for a 300-id pool).
+    def lexical_scores(
+        self, user_id: str, terms: Sequence[str], memory_ids: Sequence[str]
+    ) -> dict[str, float]:
+        if not terms or not memory_ids:
+            return {}
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(
+            "SELECT m.id, bm25(memories_fts, 0.0, 1.0) FROM memories_fts "
+            "CROSS JOIN memories m ON m.seq = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND m.user_id = ? AND m.id IN ({marks})",
+            (self._match(user_id, terms), user_id, *memory_ids),
+        )
+        return {row[0]: -float(row[1]) for row in rows}
+
+    @staticmethod
+    def _match(user_id: str, terms: Sequence[str]) -> str:
+        quoted = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        return f'owner : "{owner_token(user_id)}" AND text : ({quoted})'
+
     def lexical_search(
         self,
         user_id: str,
@@ -403,11 +468,10 @@ class SQLiteRecordStore:
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
-        quoted = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        match = f'owner : "{owner_token(user_id)}" AND text : ({quoted})'
+        match = self._match(user_id, terms)
         sql = (
             "SELECT m.id, bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
-            "JOIN memories m ON m.seq = memories_fts.rowid "
+            "CROSS JOIN memories m ON m.seq = memories_fts.rowid "
             "WHERE memories_fts MATCH ? AND m.user_id = ?"
         )
         params: list[Any] = [match, user_id]
