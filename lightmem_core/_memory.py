@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,18 @@ from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
 from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
 from .embedding import Embedder, resolve_embedder
-from .retrieval import LocalReranker, Reranker, fuse, pack_to_budget, plan_query, score_pool
+from .retrieval import (
+    LocalReranker,
+    QueryPlan,
+    Reranker,
+    TimeWindow,
+    fuse,
+    pack_to_budget,
+    plan_query,
+    query_terms,
+    score_pool,
+)
+from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
 from .store import ChromaVectorIndex, RecordStore, SQLiteRecordStore, VectorIndex
 from .writer import ExtractiveWriter, Writer
@@ -45,6 +56,16 @@ logger = logging.getLogger("lightmem")
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
 _QUERY_CACHE_SIZE = 256
+
+
+def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Merge ranked lists of one retriever: each memory keeps its best score."""
+    best: dict[str, float] = {}
+    for ranked in results:
+        for memory_id, score in ranked:
+            if score > best.get(memory_id, float("-inf")):
+                best[memory_id] = score
+    return list(best.items())
 
 
 class LightMem:
@@ -118,6 +139,8 @@ class LightMem:
             self._records.close()
             raise
         self._indexer.start()
+        if self.config.use_controller:  # load the date parser's tables off the query path
+            threading.Thread(target=warm_up, name="lightmem-warm-up", daemon=True).start()
 
     # --- opening ------------------------------------------------------------------------
 
@@ -432,19 +455,34 @@ class LightMem:
         cost: Callable[[Memory], int],
     ) -> SearchResults:
         pool = self.config.pool_for(k)
-        plan = (
-            plan_query(query, known_people=self._speakers(user))
-            if self.config.use_controller
-            else plan_query(query)
-        )
-        # Stage 1, coarse: a fixed pool from BM25 and dense search, fused.
-        lexical = self._records.lexical_search(
-            user, plan.terms, limit=pool, tiers=tiers, before=as_of
-        )
+        plan = self._plan(user, query, as_of)
+        texts = [plan.dense_text, *plan.sub_queries]
+        where = self._where(tiers, before=as_of)
+        # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
+        # once more inside the plan's time window, so in-window evidence reaches the pool).
+        lexical = [
+            self._records.lexical_search(user, plan.terms, limit=pool, tiers=tiers, before=as_of)
+        ]
+        lexical += [
+            self._records.lexical_search(
+                user, query_terms(t), limit=pool, tiers=tiers, before=as_of
+            )
+            for t in plan.sub_queries
+        ]
         self._indexer.flush_user(user)  # read-your-writes for the dense side
-        query_vector = self._embed_query(user, plan.dense_text)
-        dense = self._vectors().query(user, query_vector, k=pool, where=self._where(tiers, as_of))
-        stage1 = fuse(dense, lexical, pool=pool)
+        query_vectors = self._embed_queries(user, texts)
+        index = self._vectors()
+        dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
+        if plan.window is not None:
+            end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
+            in_window = self._where(tiers, before=end, after=plan.window.start)
+            dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
+            lexical.append(
+                self._records.lexical_search(
+                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
+                )
+            )
+        stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
         ids = [c.memory_id for c in stage1]
         if self.config.use_reranker:
             # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
@@ -455,7 +493,7 @@ class LightMem:
             )
             candidates = score_pool(
                 ids,
-                query_vector,
+                query_vectors,
                 self._records.vectors(user, ids),
                 self._records.lexical_scores(user, plan.terms, ids),
                 neighbors,
@@ -521,30 +559,62 @@ class LightMem:
         return known
 
     @staticmethod
-    def _where(tiers: tuple[Tier, ...] | None, as_of: datetime | None) -> dict[str, Any] | None:
+    def _where(
+        tiers: tuple[Tier, ...] | None,
+        *,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
         if tiers:
             clauses.append({"tier": {"$in": [t.value for t in tiers]}})
-        if as_of is not None:
-            clauses.append({"ts": {"$lte": as_of.timestamp()}})
+        if before is not None:
+            clauses.append({"ts": {"$lte": before.timestamp()}})
+        if after is not None:
+            clauses.append({"ts": {"$gte": after.timestamp()}})
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
-    def _embed_query(self, user: str, query: str) -> list[float]:
-        key = (user, query)
+    def _plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
+        """The controller's plan, with event anchors resolved on the user's own timeline."""
+        if not self.config.use_controller:
+            return plan_query(query, resolve_time=False)
+        plan = plan_query(query, known_people=self._speakers(user), now=as_of or datetime.now(UTC))
+        if plan.anchor is None:
+            return plan
+        # "the week before the wedding": when did the user talk about the wedding?
+        found = self._records.lexical_search(
+            user, query_terms(plan.anchor.event), limit=1, before=as_of
+        )
+        event = self._records.get_memories(user, [found[0][0]]) if found else {}
+        moment = next((m.timestamp for m in event.values() if m.timestamp is not None), None)
+        if moment is None:
+            return plan
+        span = {"day": 1, "week": 7, "month": 31, "year": 365}[plan.anchor.period]
+        if plan.anchor.relation == "before":
+            start, end = moment - timedelta(days=span), moment
+        else:
+            start, end = moment, moment + timedelta(days=span)
+        return plan.with_window(TimeWindow(start, end, plan.anchor.expression))
+
+    def _embed_queries(self, user: str, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of the query texts, from the per-user cache or one batched call."""
         with self._query_cache_lock:
-            cached = self._query_cache.get(key)
-            if cached is not None:
-                self._query_cache.move_to_end(key)
-                return cached
-        vector = self._embedder.embed([query])[0]
-        self._check_dimension(len(vector))
-        with self._query_cache_lock:
-            self._query_cache[key] = vector
-            while len(self._query_cache) > _QUERY_CACHE_SIZE:
-                self._query_cache.popitem(last=False)
-        return vector
+            cached = {t: self._query_cache.get((user, t)) for t in texts}
+            for text, vector in cached.items():
+                if vector is not None:
+                    self._query_cache.move_to_end((user, text))
+        missing = [t for t, v in cached.items() if v is None]
+        if missing:
+            fresh = self._embedder.embed(missing)
+            self._check_dimension(len(fresh[0]))
+            with self._query_cache_lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    cached[text] = self._query_cache[(user, text)] = vector
+                while len(self._query_cache) > _QUERY_CACHE_SIZE:
+                    self._query_cache.popitem(last=False)
+        return [v for v in (cached[t] for t in texts) if v is not None]
 
     def recent(
         self, user_id: str, *, session_id: str | None = None, token_budget: int | None = None

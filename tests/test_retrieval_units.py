@@ -53,7 +53,7 @@ def test_score_pool_gives_every_candidate_both_signals_and_its_context() -> None
     vectors = {"q": [1.0, 0.0], "a": [0.0, 1.0], "b": [0.6, 0.8]}
     pool = score_pool(
         ["a", "b"],
-        [1.0, 0.0],
+        [[1.0, 0.0]],
         vectors,
         {"b": 3.0},
         {"a": ("q", "b"), "b": ("a", None)},

@@ -1,14 +1,14 @@
-"""Retrieval: the two-stage pipeline (coarse candidates, fine re-ranking, packing) and the
-rendering of what it finds into a prompt."""
+"""Retrieval: the controller (query plans), the two-stage pipeline (coarse candidates, fine
+re-ranking, packing), and the rendering of what it finds into a prompt."""
 
+from .controller import EventAnchor, Intent, QueryPlan, TimeWindow, plan_query
 from .pipeline import (
     Candidate,
     LocalReranker,
-    QueryPlan,
     Reranker,
+    adjacency,
     fuse,
     pack_to_budget,
-    plan_query,
     query_terms,
     score_pool,
 )
@@ -16,9 +16,13 @@ from .render import render_context
 
 __all__ = [
     "Candidate",
+    "EventAnchor",
+    "Intent",
     "LocalReranker",
     "QueryPlan",
     "Reranker",
+    "TimeWindow",
+    "adjacency",
     "fuse",
     "pack_to_budget",
     "plan_query",

@@ -11,18 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._types import Memory, Tier
+
+if TYPE_CHECKING:
+    from .controller import QueryPlan
 
 __all__ = [
     "Candidate",
     "LocalReranker",
-    "QueryPlan",
     "Reranker",
     "fuse",
     "pack_to_budget",
-    "plan_query",
     "query_terms",
     "score_pool",
 ]
@@ -48,43 +49,6 @@ def query_terms(text: str, *, limit: int = 32) -> list[str]:
         if len(word) > 1 and word not in _STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)[:limit]
-
-
-@dataclass(frozen=True, slots=True)
-class QueryPlan:
-    """What the controller makes of a query before any search runs."""
-
-    text: str
-    """The query as asked."""
-    dense_text: str
-    """The text embedded for dense search."""
-    terms: tuple[str, ...]
-    """Content words for BM25."""
-    people: tuple[str, ...] = ()
-    """Known speakers the query names."""
-
-
-def plan_query(query: str, *, known_people: Iterable[str] = ()) -> QueryPlan:
-    """A retrieval plan for ``query``.
-
-    A person's name dominates a small embedding model's vector ("What pet does Alice
-    have?" lands nearer "Alice is allergic to peanuts" than "I adopted a beagle"), and in
-    one user's memory a speaker's name is in most memories anyway. So known speakers named
-    in the query are taken out of the search text (when anything else is left), and their
-    own turns are favoured in re-ranking instead.
-    """
-    people = []
-    stripped = query
-    for person in sorted(set(known_people), key=len, reverse=True):
-        pattern = re.compile(rf"\b{re.escape(person)}(?:'s|s'|')?\b", re.IGNORECASE)
-        if pattern.search(stripped):
-            people.append(person)
-            stripped = pattern.sub(" ", stripped)
-    stripped = " ".join(stripped.split())
-    terms = query_terms(stripped)
-    if not people or not terms:
-        return QueryPlan(query, query, tuple(query_terms(query)), tuple(people))
-    return QueryPlan(query, stripped, tuple(terms), tuple(people))
 
 
 @dataclass(slots=True)
@@ -150,25 +114,29 @@ def adjacency(neighbors: Mapping[str, tuple[str | None, str | None]]) -> dict[st
 
 def score_pool(
     memory_ids: Sequence[str],
-    query_vector: Sequence[float],
+    query_vectors: Sequence[Sequence[float]],
     vectors: Mapping[str, Sequence[float]],
     lexical: Mapping[str, float],
     neighbors: Mapping[str, tuple[str | None, str | None]],
     stage1: Mapping[str, float],
 ) -> list[Candidate]:
     """Stage 2's evidence for every memory of the pool (and the neighbours added to it): its
-    own cosine and BM25 scores, and the best of its neighbouring turns'."""
+    own cosine (the best over the query's texts) and BM25 scores, and the best of its
+    neighbouring turns'."""
     import numpy as np
 
-    query = np.asarray(query_vector, dtype=np.float32)
-    query /= np.linalg.norm(query) or 1.0
+    queries = np.asarray(query_vectors, dtype=np.float32)
+    query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+    query_norms[query_norms == 0] = 1.0
+    queries = queries / query_norms
     dense: dict[str, float] = {}
     with_vectors = [i for i in memory_ids if i in vectors]
     if with_vectors:
         matrix = np.asarray([vectors[i] for i in with_vectors], dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        dense = dict(zip(with_vectors, (matrix @ query / norms).tolist(), strict=True))
+        similarity = ((matrix / norms) @ queries.T).max(axis=1)
+        dense = dict(zip(with_vectors, similarity.tolist(), strict=True))
 
     linked = adjacency(neighbors)
 
@@ -205,7 +173,8 @@ class LocalReranker:
       often only makes sense next to the question it answers);
     - how much lexical evidence the memory's session holds (a conversation about the topic);
     - turns spoken by a person the query names;
-    - a small boost for long-term knowledge.
+    - memories inside the query's time window; recency, when the query asks for it;
+    - a small boost for long-term knowledge (larger for questions about stable facts).
     """
 
     def __init__(
@@ -215,11 +184,15 @@ class LocalReranker:
         speaker_bonus: float = 0.2,
         context_weight: float = 1.0,
         session_weight: float = 0.2,
+        window_bonus: float = 1.0,
+        recency_weight: float = 0.2,
     ) -> None:
         self.ltm_boost = ltm_boost
         self.speaker_bonus = speaker_bonus
         self.context_weight = context_weight
         self.session_weight = session_weight
+        self.window_bonus = window_bonus
+        self.recency_weight = recency_weight
 
     def rerank(
         self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
@@ -234,6 +207,16 @@ class LocalReranker:
             session = memories[candidate.memory_id].session_id
             sessions[session] = sessions.get(session, 0.0) + lexical(candidate.lexical)
         session_scale = _Scale([v for k, v in sessions.items() if k is not None])
+        # Recency matters when the query asks for it: rank candidates by time, newest = 1.
+        recency: dict[str, float] = {}
+        if plan.intent == "recent_episode":
+            dated = sorted(
+                (m.timestamp.timestamp(), i)
+                for i, m in memories.items()
+                if m.timestamp is not None and i in {c.memory_id for c in pool}
+            )
+            recency = {i: rank / max(1, len(dated) - 1) for rank, (_, i) in enumerate(dated)}
+        ltm_boost = self.ltm_boost * (3 if plan.intent == "stable_fact" else 1)
         scored = []
         for candidate in pool:
             memory = memories[candidate.memory_id]
@@ -246,7 +229,10 @@ class LocalReranker:
             if memory.session_id is not None:
                 score += self.session_weight * session_scale(sessions[memory.session_id])
             if memory.tier is Tier.LTM:
-                score += self.ltm_boost
+                score += ltm_boost
+            if plan.window is not None and memory.timestamp is not None:
+                score += self.window_bonus * plan.window.contains(memory.timestamp)
+            score += self.recency_weight * recency.get(candidate.memory_id, 0.0)
             if named and memory.speaker is not None and memory.speaker.casefold() in named:
                 score += self.speaker_bonus
             scored.append((candidate.memory_id, score))

@@ -58,6 +58,7 @@ class RecordStore(Protocol):
         limit: int,
         tiers: Sequence[Tier] | None = None,
         before: datetime | None = None,
+        after: datetime | None = None,
     ) -> list[tuple[str, float]]:
         """BM25 search over the user's memories: ``(memory_id, score)``, best first."""
         ...

@@ -465,6 +465,7 @@ class SQLiteRecordStore:
         limit: int,
         tiers: Sequence[Tier] | None = None,
         before: datetime | None = None,
+        after: datetime | None = None,
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
@@ -481,6 +482,9 @@ class SQLiteRecordStore:
         if before is not None:
             sql += " AND (m.ts IS NULL OR m.ts <= ?)"
             params.append(before.timestamp())
+        if after is not None:
+            sql += " AND m.ts >= ?"
+            params.append(after.timestamp())
         sql += " ORDER BY score LIMIT ?"
         params.append(limit)
         # bm25() is lower-is-better and negative; flip it so higher is better.

@@ -1,0 +1,251 @@
+"""The controller: reads a query and returns a retrieval plan, with no generative model.
+
+A plan holds the query's intent, the texts to search (the query without known speakers'
+names, and sub-queries of a multi-part question), the people it names, a time window
+resolved from expressions like "last year", "in May 2023" or "two weeks ago" (dateparser,
+relative to ``now``), and an event anchor for expressions like "the week before the wedding"
+(resolved by the engine against the user's own timeline). The SLM controller fills the same
+:class:`QueryPlan`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from .pipeline import query_terms
+
+__all__ = ["Intent", "QueryPlan", "TimeWindow", "plan_query", "warm_up", "window_around"]
+
+Intent = Literal["recent_episode", "stable_fact", "event_in_time", "multi_part", "general"]
+Period = Literal["day", "week", "month", "year"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A span of time a query is about (inclusive)."""
+
+    start: datetime
+    end: datetime
+    expression: str
+    """The words it was read from."""
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class EventAnchor:
+    """A time relative to something in the user's own past: "the week before the wedding"."""
+
+    event: str
+    """Words naming the event ("the wedding")."""
+    relation: Literal["before", "after"]
+    period: Period
+    expression: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """What the controller makes of a query before any search runs."""
+
+    text: str
+    """The query as asked."""
+    dense_text: str
+    """The text embedded for dense search."""
+    terms: tuple[str, ...]
+    """Content words for BM25."""
+    people: tuple[str, ...] = ()
+    """Known speakers the query names."""
+    intent: Intent = "general"
+    sub_queries: tuple[str, ...] = ()
+    """Further texts to search, for the parts of a multi-part question."""
+    window: TimeWindow | None = None
+    anchor: EventAnchor | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Free-form facts for tracing (e.g. which rule fired)."""
+
+    def with_window(self, window: TimeWindow | None) -> QueryPlan:
+        return QueryPlan(self.text, self.dense_text, self.terms, self.people, self.intent,
+                         self.sub_queries, window, self.anchor, self.notes)  # fmt: skip
+
+
+# --- intent ------------------------------------------------------------------------------
+
+_TEMPORAL = re.compile(
+    r"^\s*when\b|\b(what|which) (year|month|day|date|time|week)\b|\bhow long ago\b", re.I
+)
+_RECENT = re.compile(
+    r"\b(recently|lately|last time|latest|most recent|these days|just now)\b", re.I
+)
+_FACT = re.compile(
+    r"\b(like|likes|favou?rite|prefers?|preference|enjoys?|loves?|hates?|allergic|"
+    r"what kind of|what type of|what sort of)\b",
+    re.I,
+)
+_PARTS = re.compile(r"\?\s+(?=\S)|;\s+|\s+and also\s+", re.I)
+
+
+def _intent(query: str, *, timed: bool, parts: list[str]) -> Intent:
+    if len(parts) > 1:
+        return "multi_part"
+    if timed or _TEMPORAL.search(query):
+        return "event_in_time"
+    if _RECENT.search(query):
+        return "recent_episode"
+    if _FACT.search(query):
+        return "stable_fact"
+    return "general"
+
+
+# --- time --------------------------------------------------------------------------------
+
+# Cheap pre-check: only queries with one of these go through the date parser.
+_TIME_HINT = re.compile(
+    r"\d|\b(ago|yesterday|today|tonight|tomorrow|last|this|next|past|previous|week|weekend|"
+    r"month|year|morning|evening|night|spring|summer|autumn|fall|winter|"
+    + "|".join(m.lower() for m in calendar.month_name[1:] + calendar.month_abbr[1:] if m)
+    + "|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\\b",
+    re.I,
+)
+_ANCHOR = re.compile(
+    r"\b(?:the|a)\s+(day|week|month|year)\s+(before|after)\s+((?:the|my|his|her|their|our|your)\s+)?"
+    r"([\w'-]+(?:\s+[\w'-]+)?)",
+    re.I,
+)
+_PARSER_LOCK = threading.Lock()
+_parser: Any = None
+
+
+def _date_parser() -> Any:
+    global _parser
+    with _PARSER_LOCK:
+        if _parser is None:
+            from dateparser.date import DateDataParser
+
+            _parser = DateDataParser(
+                languages=["en"],
+                settings={"PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False},
+            )
+        return _parser
+
+
+def warm_up() -> None:
+    """Load the date parser's tables now (about 0.2 s), so no query pays for them."""
+    _resolve_window("last week", datetime.now(UTC))
+
+
+def window_around(moment: datetime, period: Period) -> tuple[datetime, datetime]:
+    """The calendar ``period`` (day, ISO week, month, year) containing ``moment``."""
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif period == "month":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        start = day.replace(month=1, day=1)
+        end = start.replace(year=start.year + 1)
+    return start, end - timedelta(microseconds=1)
+
+
+def _resolve_window(query: str, now: datetime) -> TimeWindow | None:
+    if not _TIME_HINT.search(query):
+        return None
+    from dateparser.search import search_dates
+
+    base = now.astimezone(UTC).replace(tzinfo=None)
+    settings = {
+        "RELATIVE_BASE": base,
+        "PREFER_DATES_FROM": "past",
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+    found = search_dates(query, languages=["en"], settings=settings) or []
+    parser = _date_parser()
+    for expression, moment in found:
+        words = expression.strip()
+        if words.isdigit() and len(words) != 4:
+            continue  # a bare number ("3 kids") is not a date
+        if len(words) < 3 or not _TIME_HINT.search(words):
+            continue  # dateparser reads "we" as Wednesday and "may" as May
+        found_period = getattr(parser.get_date_data(expression), "period", None)
+        period: Period = found_period if found_period in ("day", "week", "month", "year") else "day"
+        start, end = window_around(moment.replace(tzinfo=UTC), period)
+        return TimeWindow(start, end, expression)
+    return None
+
+
+def _anchor(query: str) -> EventAnchor | None:
+    match = _ANCHOR.search(query)
+    if match is None:
+        return None
+    period, relation, _, event = match.groups()
+    return EventAnchor(event, relation.lower(), period.lower(), match.group(0))  # type: ignore[arg-type]
+
+
+# --- the plan ----------------------------------------------------------------------------
+
+
+def _strip_people(text: str, people: Iterable[str]) -> tuple[str, list[str]]:
+    named = []
+    for person in sorted(set(people), key=len, reverse=True):
+        pattern = re.compile(rf"\b{re.escape(person)}(?:'s|s'|')?\b", re.IGNORECASE)
+        if pattern.search(text):
+            named.append(person)
+            text = pattern.sub(" ", text)
+    return " ".join(text.split()), named
+
+
+def plan_query(
+    query: str,
+    *,
+    known_people: Iterable[str] = (),
+    now: datetime | None = None,
+    resolve_time: bool = True,
+) -> QueryPlan:
+    """A retrieval plan for ``query``.
+
+    A person's name dominates a small embedding model's vector ("What pet does Alice
+    have?" lands nearer "Alice is allergic to peanuts" than "I adopted a beagle"), and in
+    one user's memory a speaker's name is in most memories anyway. So known speakers named
+    in the query are taken out of the search text (when anything else is left), and their
+    own turns are favoured in re-ranking instead.
+    """
+    window = _resolve_window(query, now or datetime.now(UTC)) if resolve_time else None
+    anchor = _anchor(query) if resolve_time else None
+    if anchor is not None:
+        window = None  # "the week before the wedding" is not last week
+    # Time expressions constrain when, they are not what to look for.
+    content = query
+    for expression in (
+        anchor.expression if anchor else None,
+        window.expression if window else None,
+    ):
+        if expression:
+            content = content.replace(expression, " ")
+    if not query_terms(content):
+        content = query
+    stripped, people = _strip_people(content, known_people)
+    terms = query_terms(stripped)
+    if not people or not terms:
+        stripped, terms = content, query_terms(content)
+    parts = [p.strip(" ?;") for p in _PARTS.split(content) if len(query_terms(p)) >= 2]
+    sub_queries = tuple(_strip_people(p, people)[0] for p in parts) if len(parts) > 1 else ()
+    return QueryPlan(
+        text=query,
+        dense_text=stripped,
+        terms=tuple(terms),
+        people=tuple(people),
+        intent=_intent(query, timed=window is not None or anchor is not None, parts=parts),
+        sub_queries=sub_queries,
+        window=window,
+        anchor=anchor,
+    )
