@@ -56,6 +56,7 @@ logger = logging.getLogger("lightmem")
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
 _QUERY_CACHE_SIZE = 256
+_TOKEN_CACHE_SIZE = 200_000
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -124,6 +125,7 @@ class LightMem:
         self._query_cache_lock = threading.Lock()
         self._speaker_cache: dict[str, frozenset[str]] = {}
         self._index_dimension: int | None = None
+        self._token_cache: dict[str, int] = {}
         self._indexer = VectorIndexer(
             self._records,
             self._vectors,
@@ -407,8 +409,17 @@ class LightMem:
             as_of=as_of,
             tiers=wanted,
             exclude_sources=frozenset(),
-            cost=lambda m: self._count_tokens(m.text),
+            cost=self._memory_tokens,
         )
+
+    def _memory_tokens(self, memory: Memory) -> int:
+        """Tokens of a memory's text, counted once per process (memories do not change)."""
+        tokens = self._token_cache.get(memory.id)
+        if tokens is None:
+            if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
+                self._token_cache.clear()
+            tokens = self._token_cache[memory.id] = self._count_tokens(memory.text)
+        return tokens
 
     def _budget_and_k(self, token_budget: object, k: object) -> tuple[int, int]:
         """The token budget and K of one search: given, or from the configuration."""
@@ -487,7 +498,11 @@ class LightMem:
         if self.config.use_reranker:
             # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
             # on both signals with its context.
-            neighbors = self._records.neighbors(user, ids) if self.config.expand_neighbors else {}
+            # Context comes from the neighbours of the strongest K candidates: deeper in the
+            # pool it rarely changes the ranking, and each neighbour costs a row and a vector.
+            neighbors = (
+                self._records.neighbors(user, ids[:k]) if self.config.expand_neighbors else {}
+            )
             ids = list(
                 dict.fromkeys([*ids, *(n for pair in neighbors.values() for n in pair if n)])
             )

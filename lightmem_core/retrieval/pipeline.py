@@ -253,6 +253,7 @@ class _Scale:
 
 
 _SPACES = re.compile(r"\s+")
+_MAX_MISFITS = 20
 
 
 def _dedupe_key(text: str) -> str:
@@ -273,9 +274,10 @@ def pack_to_budget(
     seen: set[str] = set()
     used = 0
     omitted = 0
+    misfits = 0  # consecutive items too large for what is left
     for memory, score in ranked:
-        if len(kept) >= k or used >= token_budget:
-            omitted += 1  # full: no need to price the rest
+        if len(kept) >= k or used >= token_budget or misfits >= _MAX_MISFITS:
+            omitted += 1  # full (or as good as): no need to price the rest
             continue
         key = _dedupe_key(memory.text)
         if key in seen:
@@ -283,7 +285,9 @@ def pack_to_budget(
         tokens = cost(memory)
         if used + tokens > token_budget:
             omitted += 1
+            misfits += 1
             continue
+        misfits = 0
         seen.add(key)
         kept.append((memory, score, tokens))
         used += tokens

@@ -377,7 +377,7 @@ class SQLiteRecordStore:
             created_at=_dt(row[8]),
             access_count=row[9],
             last_accessed=_dt(row[10]),
-            metadata=json.loads(row[11]),
+            metadata=json.loads(row[11]) if row[11] != "{}" else {},
             source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
         )
 
@@ -396,14 +396,16 @@ class SQLiteRecordStore:
 
     _TURN_COLUMNS = "user_id, turn_id, session_id, role, speaker, content, ts, metadata"
 
+    # In the look-ups by id below, "+user_id" keeps SQLite on the id index: otherwise it may
+    # choose the (user_id, ...) index and walk every row the user has.
     def get_memories(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, Memory]:
         if not memory_ids:
             return {}
         marks = ",".join("?" * len(memory_ids))
         rows = self._read(
             f"SELECT {self._MEMORY_COLUMNS} FROM memories m "
-            f"WHERE m.user_id = ? AND m.id IN ({marks})",
-            (user_id, *memory_ids),
+            f"WHERE m.id IN ({marks}) AND +m.user_id = ?",
+            (*memory_ids, user_id),
         )
         return {row[0]: self._memory(row) for row in rows}
 
@@ -412,9 +414,9 @@ class SQLiteRecordStore:
             return {}
         marks = ",".join("?" * len(memory_ids))
         rows = self._read(
-            f"SELECT id, embedding FROM memories WHERE user_id = ? AND id IN ({marks}) "
+            f"SELECT id, embedding FROM memories WHERE id IN ({marks}) AND +user_id = ? "
             "AND embedding IS NOT NULL",
-            (user_id, *memory_ids),
+            (*memory_ids, user_id),
         )
         return {row[0]: array("f", row[1]) for row in rows}
 
@@ -431,8 +433,8 @@ class SQLiteRecordStore:
         )
         rows = self._read(
             f"SELECT c.id, {side.format(op='<', order='DESC')}, {side.format(op='>', order='ASC')} "
-            f"FROM memories c WHERE c.user_id = ? AND c.id IN ({marks}) AND c.position IS NOT NULL",
-            (user_id, *memory_ids),
+            f"FROM memories c WHERE c.id IN ({marks}) AND +c.user_id = ? AND c.position IS NOT NULL",
+            (*memory_ids, user_id),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
