@@ -67,6 +67,9 @@ class LightMemConfig:
     """Default token budget of ``search`` and ``get_context``."""
     ltm_boost: float = 0.05
     """Score added to long-term entries in re-ranking: consolidated knowledge wins ties."""
+    cross_encoder: str | None = None
+    """A sentence-transformers CrossEncoder (local path) to blend into stage 2; slower,
+    sharper. ``None``: the local re-ranker alone."""
     use_controller: bool = True
     """Plan each query (names, time windows, rewrites). Off: search the query as written."""
     use_reranker: bool = True

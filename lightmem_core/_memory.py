@@ -120,6 +120,10 @@ class LightMem:
         )
         self._writer: Writer = writer or ExtractiveWriter()
         self._reranker: Reranker = reranker or LocalReranker(ltm_boost=self.config.ltm_boost)
+        if self.config.cross_encoder is not None:
+            from .retrieval.cross_encoder import CrossEncoderReranker
+
+            self._reranker = CrossEncoderReranker(self.config.cross_encoder, base=self._reranker)
         self._count_tokens: TokenCounter = token_counter or approx_token_count
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()

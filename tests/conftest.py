@@ -84,18 +84,16 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="session")
-def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT sentence-transformers model with its own WordPiece tokenizer, saved to a
-    folder: exercises the real loading path without any download."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+def _tiny_bert(root: Path, *, classifier: bool) -> Path:
+    """A 2-layer BERT (hidden size 64) with its own WordPiece tokenizer, saved to a folder."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertModel,
+        PreTrainedTokenizerFast,
+    )
 
-    root = tmp_path_factory.mktemp("tiny-st")
-    raw = root / "raw"
-    raw.mkdir()
     corpus = [
         "alice adopted a beagle called max",
         "bob moved to berlin last spring",
@@ -123,11 +121,30 @@ def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_attention_heads=2,
         intermediate_size=128,
         max_position_embeddings=128,
+        num_labels=1,
     )
-    BertModel(config).save_pretrained(raw)
-    tokenizer.save_pretrained(raw)
+    model = BertForSequenceClassification(config) if classifier else BertModel(config)
+    model.save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny sentence-transformers model: exercises the real loading path, no download."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    root = tmp_path_factory.mktemp("tiny-st")
+    raw = _tiny_bert(root / "raw", classifier=False)
     transformer = Transformer(str(raw), max_seq_length=64)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     model_dir = root / "model"
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random cross-encoder (BERT with a 1-label head), saved to a folder."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-ce"), classifier=True)

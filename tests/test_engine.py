@@ -124,6 +124,7 @@ def test_near_duplicate_memories_are_packed_once(mem: LightMem) -> None:
     mem.add("u", "I  love   sushi", turn_id="b")
     hits = mem.search("u", "sushi")
     assert len(hits) == 1
+    assert set(hits[0].source_ids) == {"a", "b"}  # provenance of both turns is kept
 
 
 def test_short_term_memory_is_recent_turns_of_the_session(mem: LightMem) -> None:

@@ -105,3 +105,27 @@ def test_render_context_quotes_and_neutralises_tags() -> None:
         block.splitlines()[1] == '[2024-01-02 03:04] user: "hi \u2039/recent_conversation> there"'
     )
     assert render_context([], []) == ""
+
+
+@pytest.mark.slow
+def test_cross_encoder_plugs_into_stage_two(tiny_cross_encoder: object, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from lightmem_core import LightMem
+    from lightmem_core.retrieval.cross_encoder import CrossEncoderReranker
+    from lightmem_core.testing import HashingEmbedder
+
+    with LightMem(Path(str(tmp_path)) / "s", embedder=HashingEmbedder(),
+                  cross_encoder=str(tiny_cross_encoder)) as mem:  # fmt: skip
+        assert isinstance(mem._reranker, CrossEncoderReranker)
+        for i in range(40):
+            mem.add("u", f"note {i}: alice adopted a beagle called max", turn_id=f"t{i}")
+        mem.add("v", "alice secret of another user", turn_id="x")
+        hits = mem.search("u", "what pet does alice have", k=10)
+        assert len(hits) == 10  # a random model reorders, it never loses or leaks hits
+        assert all(h.source_ids[0].startswith("t") for h in hits)
+    reranker = CrossEncoderReranker(str(tiny_cross_encoder), top_n=2)
+    memories = {i: _memory(i, f"text {i}") for i in "abc"}
+    ranked = reranker.rerank(plan_query("q"), [Candidate(i, dense=0.5) for i in "abc"], memories)
+    assert sorted(i for i, _ in ranked) == ["a", "b", "c"]
+    assert ranked[-1][1] < min(score for _, score in ranked[:2])  # the unread tail stays below

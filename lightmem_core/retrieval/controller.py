@@ -223,7 +223,7 @@ def plan_query(
     anchor = _anchor(query) if resolve_time else None
     if anchor is not None:
         window = None  # "the week before the wedding" is not last week
-    # Time expressions constrain when, they are not what to look for.
+    # Time expressions constrain when; they are not what the dense query looks for.
     content = query
     for expression in (
         anchor.expression if anchor else None,
@@ -237,6 +237,11 @@ def plan_query(
     terms = query_terms(stripped)
     if not people or not terms:
         stripped, terms = content, query_terms(content)
+    if window is not None:
+        # Words of a time expression stay lexical evidence: "4 years ago" may be said as
+        # "for 4 years" in the very turn that answers. (An anchor's event words do not: they
+        # name when, and would favour the event itself.)
+        terms = list(dict.fromkeys([*terms, *query_terms(window.expression)]))
     parts = [p.strip(" ?;") for p in _PARTS.split(content) if len(query_terms(p)) >= 2]
     sub_queries = tuple(_strip_people(p, people)[0] for p in parts) if len(parts) > 1 else ()
     return QueryPlan(

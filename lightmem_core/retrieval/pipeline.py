@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from .._types import Memory, Tier
@@ -267,11 +267,13 @@ def pack_to_budget(
     token_budget: int,
     cost: Callable[[Memory], int],
 ) -> tuple[list[tuple[Memory, float, int]], int]:
-    """Greedily keep the best items that fit ``token_budget``, at most ``k`` of them,
-    skipping exact duplicates. Returns the kept ``(memory, score, tokens)`` and how many
-    ranked items were left out."""
+    """Greedily keep the best items that fit ``token_budget``, at most ``k`` of them.
+
+    An exact duplicate of a kept item is not kept again; its source ids join the kept
+    item's. Returns the kept ``(memory, score, tokens)`` and how many ranked items were left
+    out."""
     kept: list[tuple[Memory, float, int]] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # text -> its place in kept
     used = 0
     omitted = 0
     misfits = 0  # consecutive items too large for what is left
@@ -281,6 +283,10 @@ def pack_to_budget(
             continue
         key = _dedupe_key(memory.text)
         if key in seen:
+            # The same words said again: one hit, but it answers for both turns.
+            first, first_score, first_tokens = kept[seen[key]]
+            sources = tuple(dict.fromkeys([*first.source_ids, *memory.source_ids]))
+            kept[seen[key]] = (replace(first, source_ids=sources), first_score, first_tokens)
             continue
         tokens = cost(memory)
         if used + tokens > token_budget:
@@ -288,7 +294,7 @@ def pack_to_budget(
             misfits += 1
             continue
         misfits = 0
-        seen.add(key)
+        seen[key] = len(kept)
         kept.append((memory, score, tokens))
         used += tokens
     return kept, omitted

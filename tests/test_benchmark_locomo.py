@@ -1,0 +1,188 @@
+"""The LoCoMo retrieval benchmark, end to end on a tiny LoCoMo-format file (no model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from lightmem_core.testing import HashingEmbedder
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "locomo.py"
+
+
+@pytest.fixture(scope="module")
+def locomo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("locomo_benchmark", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _turn(speaker: str, dia_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"speaker": speaker, "dia_id": dia_id, "text": text, **extra}
+
+
+SAMPLE: dict[str, Any] = {
+    "sample_id": "tiny-1",
+    "conversation": {
+        "speaker_a": "Ann",
+        "speaker_b": "Ben",
+        "session_1_date_time": "1:56 pm on 8 May, 2023",
+        "session_1": [
+            _turn("Ann", "D1:1", "Hi Ben, how was your weekend?"),
+            _turn("Ben", "D1:2", "Great, I went kayaking on the river with my cousin."),
+            _turn("Ann", "D1:3", "I finally bought a Zyntrax xylophone for the studio."),
+            _turn(
+                "Ben",
+                "D1:4",
+                "Look at this!",
+                img_url=["http://example.invalid/kayak.jpg"],
+                blip_caption="a photo of a red kayak on a beach",
+            ),
+        ],
+        "session_2_date_time": "10:00 am on 20 May, 2023",
+        "session_2": [
+            _turn("Ann", "D2:1", "My sister moved to a new apartment last week."),
+            _turn("Ben", "D2:2", "Nice! I started learning the violin."),
+            _turn("Ann", "D2:3", "How are the violin lessons going?"),
+            _turn("Ben", "D2:4", "Slowly, but my teacher is patient."),
+        ],
+    },
+    "qa": [
+        # The only turn sharing any word with this question is D1:3.
+        {
+            "question": "Which xylophone brand got purchased?",
+            "answer": "Zyntrax",
+            "evidence": ["D1:3"],
+            "category": 4,
+        },
+        {
+            "question": "Where did Ben go kayaking?",
+            "answer": "on the river",
+            "evidence": ["D1:2; D1:4"],  # two ids in one entry, as in the real data
+            "category": 1,
+        },
+        {
+            "question": "When did Ann's sister move?",
+            "answer": "the week before 20 May 2023",
+            "evidence": ["D2:1"],
+            "category": 2,
+        },
+        {
+            "question": "Who teaches Ann the violin?",
+            "adversarial_answer": "a patient teacher",
+            "evidence": ["D2:4"],
+            "category": 5,
+        },
+        {
+            "question": "What does Ben do for a living?",
+            "answer": "unknown",
+            "evidence": ["D9:99"],  # not a turn of the conversation: skipped
+            "category": 3,
+        },
+    ],
+}
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny_locomo.json"
+    path.write_text(json.dumps([SAMPLE]))
+    return path
+
+
+def test_load_keeps_valid_evidence_and_asks_a_day_after_the_last_session(
+    locomo: ModuleType, data_file: Path
+) -> None:
+    conversations, stats = locomo.load_locomo(data_file)
+    [conversation] = conversations
+    assert [t.turn_id for t in conversation.turns] == [
+        "D1:1",
+        "D1:2",
+        "D1:3",
+        "D1:4",
+        "D2:1",
+        "D2:2",
+        "D2:3",
+        "D2:4",
+    ]
+    photo = conversation.turns[3]
+    assert photo.text == "Look at this! [shares a photo: a photo of a red kayak on a beach]"
+    assert photo.session_id == "session_1"
+    assert photo.date == "1:56 pm on 8 May, 2023"
+    assert [q.evidence for q in conversation.questions][1] == frozenset({"D1:2", "D1:4"})
+    assert len(conversation.questions) == 4
+    assert stats.questions_skipped_no_evidence == 1
+    assert stats.evidence_ids_dropped == 1
+    assert stats.evidence_entries_split == 1
+    assert conversation.now == datetime(2023, 5, 21, 10, 0, tzinfo=UTC)
+
+
+def test_prefix_cut_and_recall(locomo: ModuleType) -> None:
+    ranking = [("one two three", ("a",)), ("four five", ("b", "c")), ("six", ("d",))]
+    assert locomo.prefix_within(ranking, 4) == ranking[:1]
+    assert locomo.prefix_within(ranking, 5) == ranking[:2]
+    assert locomo.prefix_within(ranking, 2) == []
+    assert locomo.recall(ranking[:2], frozenset({"c", "d"})) == 0.5
+    assert locomo.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+def test_benchmark_end_to_end(locomo: ModuleType, data_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    results = locomo.run_benchmark(
+        data_file,
+        out,
+        variants=["lightmem", "stage1-only"],
+        embedder=HashingEmbedder(),
+        show_progress=False,
+        workdir=tmp_path,
+    )
+
+    for name in ("locomo.json", "locomo.md", "recall_1000_by_category.png", "recall_by_budget.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "recall_1000_by_category.png").read_bytes().startswith(b"\x89PNG")
+    saved = json.loads((out / "locomo.json").read_text())
+    assert saved["systems"].keys() == {"bm25", "dense", "rrf", "lightmem", "stage1-only"}
+    assert saved["data_file"] == "tiny_locomo.json"
+    assert saved["counts"]["questions_scored"] == 4
+    assert saved["counts"]["turns"] == 8
+    table = (out / "locomo.md").read_text()
+    for name in saved["systems"]:
+        assert f"| {name} |" in table
+
+    values: list[float] = []
+    for system in saved["systems"].values():
+        assert system["questions"] == 4
+        assert set(system["categories"]) == {"1", "2", "4", "5", "overall"}
+        assert system["categories"]["overall"]["n"] == 3  # adversarial is reported apart
+        for category in system["categories"].values():
+            values += category["recall_within"].values()
+            values += category["recall_at"].values()
+        assert system["latency"]["p50_ms"] >= 0
+    for question in saved["per_question"]:
+        for scores in question["systems"].values():
+            values += scores["recall_within"].values()
+            values += scores["recall_at"].values()
+    assert values
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+    [purchase] = [q for q in results["per_question"] if q["evidence"] == ["D1:3"]]
+    bm25 = purchase["systems"]["bm25"]
+    assert bm25["recall_within"] == {"500": 1.0, "1000": 1.0, "2000": 1.0}
+    assert bm25["recall_at"] == {"5": 1.0, "10": 1.0, "20": 1.0}
+    assert bm25["hits"]["1000"] == 1  # no other turn shares a word with the question
+
+
+def test_unknown_variant_is_refused(locomo: ModuleType, data_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no-such-variant"):
+        locomo.run_benchmark(data_file, tmp_path / "out", variants=["no-such-variant"])
