@@ -69,7 +69,10 @@ CREATE TABLE IF NOT EXISTS memories (
 );
 CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, tier);
 CREATE INDEX IF NOT EXISTS memories_by_position ON memories (user_id, session_id, position);
+-- Memories waiting for their vector: the indexer's queue, and each user's backlog (a search
+-- checks it every time). Partial indexes, so they hold only the few pending rows.
 CREATE INDEX IF NOT EXISTS memories_pending ON memories (seq) WHERE indexed = 0;
+CREATE INDEX IF NOT EXISTS memories_pending_by_user ON memories (user_id, seq) WHERE indexed = 0;
 CREATE TABLE IF NOT EXISTS memory_sources (
     memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
     turn_id   TEXT NOT NULL,
