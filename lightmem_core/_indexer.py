@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -51,6 +50,8 @@ class VectorIndexer:
         self._thread: threading.Thread | None = None
         self._access: dict[str, dict[str, datetime]] = defaultdict(dict)
         self._access_lock = threading.Lock()
+        self._claims = threading.Condition()
+        self._in_flight: set[str] = set()
         self.last_error: str | None = None
         self.indexed_total = 0
 
@@ -76,10 +77,11 @@ class VectorIndexer:
             try:
                 self._apply_access()
                 while not self._stop.is_set():
-                    pending = self._records.pending_vectors(limit=self._batch_size)
-                    if not pending:
-                        break
-                    self.index(pending)
+                    with self._claims:
+                        busy = len(self._in_flight)
+                    pending = self._records.pending_vectors(limit=self._batch_size + busy)
+                    if not pending or not self.index(pending[: self._batch_size + busy]):
+                        break  # nothing left, or all of it in a flush's hands
                 backoff = 0.5
                 self.last_error = None
             except Exception as err:  # keep the thread alive; rows stay pending
@@ -103,7 +105,15 @@ class VectorIndexer:
     # --- indexing -----------------------------------------------------------------------------
 
     def index(self, pending: Sequence[PendingVector]) -> int:
-        """Embed and upsert these memories; returns how many reached the index."""
+        """Embed and upsert those of these memories no other thread is indexing; returns how
+        many reached the index."""
+        mine = self._claim(pending)
+        try:
+            return self._index_claimed(mine)
+        finally:
+            self._release(mine)
+
+    def _index_claimed(self, pending: Sequence[PendingVector]) -> int:
         if not pending:
             return 0
         embedder = self._embedder()
@@ -132,22 +142,53 @@ class VectorIndexer:
         self.indexed_total += len(done)
         return len(done)
 
+    # Claims keep two threads (the background one and a flush or a search) from embedding the
+    # same rows: each takes only rows nobody has in flight, and waits for the rest.
+
+    def _claim(self, pending: Sequence[PendingVector]) -> list[PendingVector]:
+        with self._claims:
+            mine = [p for p in pending if p.memory_id not in self._in_flight]
+            self._in_flight.update(p.memory_id for p in mine)
+        return mine
+
+    def _release(self, claimed: Sequence[PendingVector]) -> None:
+        with self._claims:
+            self._in_flight.difference_update(p.memory_id for p in claimed)
+            self._claims.notify_all()
+
+    def _drain(self, user_id: str | None, progress: Callable[[int], None] | None) -> int:
+        """Index everything pending (for one user, or all) until nothing is left, including
+        rows another thread was indexing when we started."""
+        total = 0
+        while True:
+            with self._claims:
+                busy = len(self._in_flight)
+            pending = self._records.pending_vectors(limit=self._batch_size + busy, user_id=user_id)
+            if not pending:
+                return total
+            mine = self._claim(pending)
+            if not mine:  # all of it is in another thread's hands: wait for that batch
+                waiting = {p.memory_id for p in pending}
+                with self._claims:
+                    self._claims.wait_for(
+                        lambda waiting=waiting: not waiting & self._in_flight,  # type: ignore[misc]
+                        timeout=60,
+                    )
+                continue
+            try:
+                total += self._index_claimed(mine[: self._batch_size])
+            finally:
+                self._release(mine)
+            if progress is not None:
+                progress(min(len(mine), self._batch_size))
+
     def flush_user(self, user_id: str) -> int:
         """Index every pending memory of one user now, in the caller's thread."""
-        total = 0
-        while pending := self._records.pending_vectors(limit=self._batch_size, user_id=user_id):
-            total += self.index(pending)
-        return total
+        return self._drain(user_id, None)
 
     def flush_all(self, progress: Callable[[int], None] | None = None) -> int:
         """Index every pending memory now, in the caller's thread."""
-        total = 0
-        while pending := self._records.pending_vectors(limit=self._batch_size):
-            done = self.index(pending)
-            total += done
-            if progress is not None:
-                progress(len(pending))
-        return total
+        return self._drain(None, progress)
 
     def exclusive(self) -> threading.RLock:
         """Hold while erasing a user: no index write can interleave."""
@@ -171,13 +212,3 @@ class VectorIndexer:
         for user_id, seen in batch.items():
             if seen:
                 self._records.record_access(user_id, list(seen), max(seen.values()))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -329,3 +330,34 @@ def test_pipeline_switches_keep_search_correct(tmp_path: Path, switches: dict[st
         hits = mem.search("alice", "beagle", token_budget=100)
         assert [h.source_ids for h in hits] == [("t1",)]
         assert hits[0].text == "I just adopted a beagle called Max."
+
+
+class _CountingEmbedder(HashingEmbedder):
+    """Counts every text it embeds, and is slow enough for threads to overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import time
+
+        time.sleep(0.002)
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def test_each_memory_is_embedded_once_when_flush_and_background_race(tmp_path: Path) -> None:
+    embedder = _CountingEmbedder()
+    with LightMem(tmp_path / "s", embedder=embedder) as mem:
+        for batch in range(10):
+            mem.add_many("u", [{"content": f"note {batch}-{i} on birds"} for i in range(20)])
+            mem.add_many("v", [{"content": f"entry {batch}-{i} on trees"} for i in range(5)])
+        hits = mem.search("u", "birds", k=5)  # indexes u's backlog in this thread
+        mem.flush()  # and the rest, while the background thread works too
+        assert len(hits) == 5
+        assert mem.stats("u")["vectors"] == 200
+        assert mem.stats("v")["vectors"] == 50
+    memory_texts = [t for t in embedder.texts if t.startswith(("note", "entry"))]
+    assert len(memory_texts) == 250
+    assert len(set(memory_texts)) == 250  # nobody embedded a memory twice
