@@ -57,6 +57,7 @@ DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
 _QUERY_CACHE_SIZE = 256
 _TOKEN_CACHE_SIZE = 200_000
+_DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -475,9 +476,13 @@ class LightMem:
         where = self._where(tiers, before=as_of)
         # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
         # once more inside the plan's time window, so in-window evidence reaches the pool).
-        lexical = [
-            self._records.lexical_search(user, plan.terms, limit=pool, tiers=tiers, before=as_of)
-        ]
+        # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
+        # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
+        # candidates found otherwise (below it, a score too small to matter).
+        deep_lexical = self._records.lexical_search(
+            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of
+        )
+        lexical = [deep_lexical[:pool]]
         lexical += [
             self._records.lexical_search(
                 user, query_terms(t), limit=pool, tiers=tiers, before=as_of
@@ -514,7 +519,7 @@ class LightMem:
                 ids,
                 query_vectors,
                 self._records.vectors(user, ids),
-                self._records.lexical_scores(user, plan.terms, ids),
+                dict(deep_lexical),
                 neighbors,
                 {c.memory_id: c.fused for c in stage1},
             )
