@@ -86,12 +86,6 @@ class RecordStore(Protocol):
         just after it in the same session (``None`` at a session's edge)."""
         ...
 
-    def lexical_scores(
-        self, user_id: str, terms: Sequence[str], memory_ids: Sequence[str]
-    ) -> dict[str, float]:
-        """BM25 scores of exactly these memories (absent: no term matches)."""
-        ...
-
     def mark_all_pending(self, user_id: str | None = None) -> int:
         """Mark memories (of one user, or all) as needing their vectors again; the count."""
         ...

@@ -441,22 +441,6 @@ class SQLiteRecordStore:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    # CROSS JOIN keeps FTS5 as the outer loop: otherwise SQLite may walk the memories and run
-    # the whole MATCH once per row (30 ms instead of 0.3 ms for a 300-id pool).
-    def lexical_scores(
-        self, user_id: str, terms: Sequence[str], memory_ids: Sequence[str]
-    ) -> dict[str, float]:
-        if not terms or not memory_ids:
-            return {}
-        marks = ",".join("?" * len(memory_ids))
-        rows = self._read(
-            "SELECT m.id, bm25(memories_fts, 0.0, 1.0) FROM memories_fts "
-            "CROSS JOIN memories m ON m.seq = memories_fts.rowid "
-            f"WHERE memories_fts MATCH ? AND m.user_id = ? AND m.id IN ({marks})",
-            (self._match(user_id, terms), user_id, *memory_ids),
-        )
-        return {row[0]: -float(row[1]) for row in rows}
-
     @staticmethod
     def _match(user_id: str, terms: Sequence[str]) -> str:
         quoted = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
@@ -475,6 +459,8 @@ class SQLiteRecordStore:
         if not terms:
             return []
         match = self._match(user_id, terms)
+        # CROSS JOIN keeps FTS5 as the outer loop: otherwise SQLite may walk the memories and
+        # run the whole MATCH once per row.
         sql = (
             "SELECT m.id, bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
             "CROSS JOIN memories m ON m.seq = memories_fts.rowid "
