@@ -3,7 +3,8 @@
 One collection per user rather than one shared collection with a ``user_id`` filter:
 isolation is structural (a query cannot reach another user's vectors), erasure drops the
 user's collection and its files, and query latency does not grow with other users' data.
-Each vector also carries its ``user_id`` in metadata, and results are checked against it.
+Each vector also carries its ``user_id`` in metadata (for operators); the engine re-reads every
+hit from the record store by user id, so no query can surface another user's memory.
 
 Collection names are a hash of the user id, so user ids never appear in file or
 collection names. We always pass embeddings ourselves: Chroma's default embedding function
@@ -138,7 +139,9 @@ class ChromaVectorIndex:
                 query_embeddings=[list(map(float, embedding))],  # type: ignore[arg-type]
                 n_results=k,
                 where=where,
-                include=["distances", "metadatas"],
+                # No metadata: fetching it doubles the cost of a query, and isolation does not
+                # need it (the collection is the user's; rows are re-read by user id).
+                include=["distances"],
             )
         except Exception as err:
             self._forget_handle(user_id)
@@ -147,13 +150,7 @@ class ChromaVectorIndex:
             raise StorageError(f"vector index query failed ({self.location}): {err}") from err
         ids = result["ids"][0]
         distances = (result["distances"] or [[]])[0]
-        metadatas = (result["metadatas"] or [[]])[0]
-        hits = []
-        for memory_id, distance, meta in zip(ids, distances, metadatas, strict=True):
-            if meta is None or meta.get("user_id") != user_id:
-                continue  # defence in depth: never return a vector that is not the user's
-            hits.append((memory_id, 1.0 - float(distance)))
-        return hits
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
     def delete(self, user_id: str, ids: Sequence[str]) -> None:
         collection = self._collection(user_id, create=False)

@@ -459,14 +459,31 @@ class SQLiteRecordStore:
         if not terms:
             return []
         match = self._match(user_id, terms)
-        # CROSS JOIN keeps FTS5 as the outer loop: otherwise SQLite may walk the memories and
-        # run the whole MATCH once per row.
+        params: list[Any]
+        if not tiers and after is None:
+            # The usual case: rank inside FTS5 first (the owner token keeps it to this user),
+            # then join only the winners, which costs half of joining every match. The as-of
+            # bound is applied to the ranked list (it rarely removes anything).
+            sql = (
+                "SELECT m.id, f.score FROM (SELECT rowid, bm25(memories_fts, 0.0, 1.0) AS score "
+                "FROM memories_fts WHERE memories_fts MATCH ? ORDER BY score, rowid LIMIT ?) f "
+                "JOIN memories m ON m.seq = f.rowid WHERE m.user_id = ?"
+            )
+            params = [match, limit, user_id]
+            if before is not None:
+                sql += " AND (m.ts IS NULL OR m.ts <= ?)"
+                params.append(before.timestamp())
+            sql += " ORDER BY f.score, m.seq"  # ties in a fixed order, the same in both forms
+            return [(row[0], -float(row[1])) for row in self._read(sql, params)]
+        # Tier or time-window searches filter before ranking, so rows in the window are found
+        # even when they are far down the user's overall ranking. CROSS JOIN keeps FTS5 as
+        # the outer loop: otherwise SQLite may run the whole MATCH once per row.
         sql = (
             "SELECT m.id, bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts "
             "CROSS JOIN memories m ON m.seq = memories_fts.rowid "
             "WHERE memories_fts MATCH ? AND m.user_id = ?"
         )
-        params: list[Any] = [match, user_id]
+        params = [match, user_id]
         if tiers:
             sql += f" AND m.tier IN ({','.join('?' * len(tiers))})"
             params += [t.value for t in tiers]
@@ -476,9 +493,8 @@ class SQLiteRecordStore:
         if after is not None:
             sql += " AND m.ts >= ?"
             params.append(after.timestamp())
-        sql += " ORDER BY score LIMIT ?"
+        sql += " ORDER BY score, m.seq LIMIT ?"
         params.append(limit)
-        # bm25() is lower-is-better and negative; flip it so higher is better.
         return [(row[0], -float(row[1])) for row in self._read(sql, params)]
 
     def recent_turns(self, user_id: str, *, session_id: str | None, limit: int) -> list[Turn]:
