@@ -25,6 +25,8 @@ logger = logging.getLogger("lightmem")
 
 # Texts per embedding call. Small, so a query waiting for the embedder waits little.
 _EMBED_CHUNK = 8
+# How long the indexer waits for writes to pause before it embeds them.
+_QUIET_S = 0.25
 
 
 class VectorIndexer:
@@ -71,7 +73,12 @@ class VectorIndexer:
         backoff = 0.5
         while not self._stop.is_set():
             self._wake.wait(timeout=5.0)
-            self._wake.clear()
+            # Write-behind, not write-along: wait for a quiet moment, so the search that
+            # usually follows an add runs alone (it scores the new turn itself) and a burst of
+            # adds is embedded as one batch.
+            while self._wake.is_set() and not self._stop.is_set():
+                self._wake.clear()
+                self._stop.wait(_QUIET_S)
             if self._stop.is_set():
                 break
             try:

@@ -38,6 +38,7 @@ from .retrieval import (
     QueryPlan,
     Reranker,
     TimeWindow,
+    cosine_scores,
     fuse,
     pack_to_budget,
     plan_query,
@@ -46,7 +47,13 @@ from .retrieval import (
 )
 from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
-from .store import ChromaVectorIndex, RecordStore, SQLiteRecordStore, VectorIndex
+from .store import (
+    ChromaVectorIndex,
+    PendingVector,
+    RecordStore,
+    SQLiteRecordStore,
+    VectorIndex,
+)
 from .writer import ExtractiveWriter, Writer
 
 __all__ = ["LightMem"]
@@ -58,6 +65,7 @@ EXPORT_FORMAT = 1
 _QUERY_CACHE_SIZE = 256
 _TOKEN_CACHE_SIZE = 200_000
 _DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
+_INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -489,10 +497,21 @@ class LightMem:
             )
             for t in plan.sub_queries
         ]
-        self._indexer.flush_user(user)  # read-your-writes for the dense side
-        query_vectors = self._embed_queries(user, texts)
+        # Read-your-writes for the dense side. A few memories not yet in the vector index (the
+        # turn just added, in a chat loop) are embedded in the same model call as the query and
+        # scored here, and left to the background thread to index; a backlog is indexed first.
+        pending = self._records.pending_vectors(limit=_INLINE_PENDING + 1, user_id=user)
+        if len(pending) > _INLINE_PENDING:
+            self._indexer.flush_user(user)
+            pending = []
+        pending = [p for p in pending if self._pending_admissible(p, tiers=tiers, as_of=as_of)]
+        query_vectors, pending_vectors = self._embed_queries(
+            user, texts, extra=[p.text for p in pending]
+        )
+        inline = {p.memory_id: v for p, v in zip(pending, pending_vectors, strict=True)}
         index = self._vectors()
         dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
+        dense.append(list(cosine_scores(query_vectors, inline).items()))
         if plan.window is not None:
             end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
             in_window = self._where(tiers, before=end, after=plan.window.start)
@@ -518,7 +537,7 @@ class LightMem:
             candidates = score_pool(
                 ids,
                 query_vectors,
-                self._records.vectors(user, ids),
+                {**inline, **self._records.vectors(user, ids)},
                 dict(deep_lexical),
                 neighbors,
                 {c.memory_id: c.fused for c in stage1},
@@ -622,23 +641,37 @@ class LightMem:
             start, end = moment, moment + timedelta(days=span)
         return plan.with_window(TimeWindow(start, end, plan.anchor.expression))
 
-    def _embed_queries(self, user: str, texts: Sequence[str]) -> list[list[float]]:
-        """Vectors of the query texts, from the per-user cache or one batched call."""
+    def _embed_queries(
+        self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Vectors of the query texts (from the per-user cache where it has them) and of the
+        ``extra`` texts, in one model call."""
         with self._query_cache_lock:
             cached = {t: self._query_cache.get((user, t)) for t in texts}
             for text, vector in cached.items():
                 if vector is not None:
                     self._query_cache.move_to_end((user, text))
         missing = [t for t, v in cached.items() if v is None]
-        if missing:
-            fresh = self._embedder.embed(missing)
+        extra_vectors: list[list[float]] = []
+        if missing or extra:
+            fresh = self._embedder.embed([*missing, *extra])
             self._check_dimension(len(fresh[0]))
+            extra_vectors = fresh[len(missing) :]
             with self._query_cache_lock:
-                for text, vector in zip(missing, fresh, strict=True):
+                for text, vector in zip(missing, fresh, strict=False):
                     cached[text] = self._query_cache[(user, text)] = vector
                 while len(self._query_cache) > _QUERY_CACHE_SIZE:
                     self._query_cache.popitem(last=False)
-        return [v for v in (cached[t] for t in texts) if v is not None]
+        return [v for v in (cached[t] for t in texts) if v is not None], extra_vectors
+
+    @staticmethod
+    def _pending_admissible(
+        pending: PendingVector, *, tiers: tuple[Tier, ...] | None, as_of: datetime | None
+    ) -> bool:
+        if tiers and pending.metadata.get("tier") not in {t.value for t in tiers}:
+            return False
+        ts = pending.metadata.get("ts")
+        return as_of is None or not isinstance(ts, int | float) or ts <= as_of.timestamp()
 
     def recent(
         self, user_id: str, *, session_id: str | None = None, token_budget: int | None = None

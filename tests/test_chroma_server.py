@@ -19,6 +19,7 @@ def test_server_backed_cycle(tmp_path: Path, chroma_server: str) -> None:
         mem.add("bob", "My cat is called Whiskers.", turn_id="t1")
         assert mem.search("alice", "beagle")[0].source_ids == ("t1",)
         assert all("Whiskers" not in h.text for h in mem.search("alice", "cat called", k=10))
+        mem.flush()
         assert mem.stats("alice")["vectors"] == 1
         receipt = mem.forget("alice")
         assert receipt.vectors == 1

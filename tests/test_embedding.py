@@ -70,6 +70,7 @@ def test_any_sentence_transformers_model_by_path(tiny_st_model: Path, tmp_path: 
         mem.add("u1", "alice adopted a beagle called max", turn_id="t1")
         hits = mem.search("u1", "what pet does alice have")
         assert [h.source_ids for h in hits] == [("t1",)]
+        mem.flush()
         assert mem.stats("u1")["vectors"] == 1
 
 

@@ -77,6 +77,20 @@ def test_read_your_writes_without_waiting(tmp_path: Path) -> None:
         assert mem.stats("u1")["pending_index"] == 0
 
 
+def test_a_fresh_turn_is_scored_inline_without_waiting_for_the_index(tmp_path: Path) -> None:
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder()) as mem:
+        mem._indexer.close()  # no background indexing: the index never sees the new turn
+        mem.add("u", "the violin lesson is on thursday", turn_id="violin")
+        mem.add("u", "later: groceries list with apples", turn_id="apples", timestamp="2030-01-01")
+        hits = mem.search("u", "when is the violin lesson", k=1)
+        assert hits[0].source_ids == ("violin",)
+        as_of_2029 = mem.search("u", "apples", now="2029-01-01", k=5)
+        assert all(h.source_ids != ("apples",) for h in as_of_2029)  # filters apply inline too
+        assert mem.stats("u")["pending_index"] == 2  # scored, not indexed, by the search
+        assert mem.flush() == 2
+        assert mem.search("u", "when is the violin lesson", k=1)[0].source_ids == ("violin",)
+
+
 def test_unknown_and_forgotten_users_get_empty_results(mem: LightMem) -> None:
     assert mem.search("nobody", "anything") == []
     assert mem.get_context("nobody", "anything") == ""
@@ -225,6 +239,7 @@ def test_forget_receipt_and_total_erasure(tmp_path: Path) -> None:
         mem.remember("alice", "Alice's locker code is zebra-4417")
         mem.add("bob", "I like rock", turn_id="t1")
         mem.search("alice", "locker code")
+        mem.flush()  # every memory in the vector index too
         receipt = mem.forget("alice")
         assert receipt.turns == 2
         assert receipt.memories == {"mtm": 2, "ltm": 1}

@@ -101,6 +101,25 @@ def fuse(
     return candidates[:pool]
 
 
+def cosine_scores(
+    query_vectors: Sequence[Sequence[float]], vectors: Mapping[str, Sequence[float]]
+) -> dict[str, float]:
+    """Each vector's cosine similarity to the closest of the query vectors."""
+    if not vectors:
+        return {}
+    import numpy as np
+
+    queries = np.asarray(query_vectors, dtype=np.float32)
+    query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+    query_norms[query_norms == 0] = 1.0
+    ids = list(vectors)
+    matrix = np.asarray([vectors[i] for i in ids], dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    similarity = ((matrix / norms) @ (queries / query_norms).T).max(axis=1)
+    return dict(zip(ids, similarity.tolist(), strict=True))
+
+
 def adjacency(neighbors: Mapping[str, tuple[str | None, str | None]]) -> dict[str, set[str]]:
     """Both directions of the neighbour relation: if B follows A, A is B's context too."""
     linked: dict[str, set[str]] = {}
@@ -123,20 +142,7 @@ def score_pool(
     """Stage 2's evidence for every memory of the pool (and the neighbours added to it): its
     own cosine (the best over the query's texts) and BM25 scores, and the best of its
     neighbouring turns'."""
-    import numpy as np
-
-    queries = np.asarray(query_vectors, dtype=np.float32)
-    query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
-    query_norms[query_norms == 0] = 1.0
-    queries = queries / query_norms
-    dense: dict[str, float] = {}
-    with_vectors = [i for i in memory_ids if i in vectors]
-    if with_vectors:
-        matrix = np.asarray([vectors[i] for i in with_vectors], dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        similarity = ((matrix / norms) @ queries.T).max(axis=1)
-        dense = dict(zip(with_vectors, similarity.tolist(), strict=True))
+    dense = cosine_scores(query_vectors, {i: vectors[i] for i in memory_ids if i in vectors})
 
     linked = adjacency(neighbors)
 
