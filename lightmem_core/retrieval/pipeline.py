@@ -69,12 +69,8 @@ class Candidate:
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    if high - low < 1e-9:
-        return dict.fromkeys(scores, 1.0)
-    return {key: (value - low) / (high - low) for key, value in scores.items()}
+    scale = _Scale(scores.values())
+    return {key: scale(value) for key, value in scores.items()}
 
 
 def fuse(
@@ -247,15 +243,18 @@ class LocalReranker:
 
 
 class _Scale:
-    """Min-max normalisation fitted on a pool of scores; a missing score counts as 0."""
+    """Min-max normalisation fitted on a pool of scores, to [0, 1]. When every score is the
+    same (a pool of one), each counts as fully present: 1. A missing score counts as 0."""
 
     def __init__(self, values: Iterable[float | None]) -> None:
         present = [v for v in values if v is not None]
         self.low = min(present, default=0.0)
-        self.span = (max(present, default=0.0) - self.low) or 1.0
+        self.span = max(present, default=0.0) - self.low
 
     def __call__(self, value: float | None) -> float:
-        return 0.0 if value is None else (value - self.low) / self.span
+        if value is None:
+            return 0.0
+        return (value - self.low) / self.span if self.span > 1e-9 else 1.0
 
 
 _SPACES = re.compile(r"\s+")
