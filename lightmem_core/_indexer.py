@@ -55,7 +55,6 @@ class VectorIndexer:
         self._claims = threading.Condition()
         self._in_flight: set[str] = set()
         self.last_error: str | None = None
-        self.indexed_total = 0
 
     # --- the background thread --------------------------------------------------------------
 
@@ -146,7 +145,6 @@ class VectorIndexer:
                 )
             done = {p.memory_id: v for items in by_user.values() for p, v in items}
             self._records.mark_indexed(done)
-        self.indexed_total += len(done)
         return len(done)
 
     # Claims keep two threads (the background one and a flush or a search) from embedding the

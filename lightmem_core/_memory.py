@@ -658,7 +658,7 @@ class LightMem:
             self._check_dimension(len(fresh[0]))
             extra_vectors = fresh[len(missing) :]
             with self._query_cache_lock:
-                for text, vector in zip(missing, fresh, strict=False):
+                for text, vector in zip(missing, fresh[: len(missing)], strict=True):
                     cached[text] = self._query_cache[(user, text)] = vector
                 while len(self._query_cache) > _QUERY_CACHE_SIZE:
                     self._query_cache.popitem(last=False)

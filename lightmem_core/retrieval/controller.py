@@ -14,7 +14,7 @@ import calendar
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -67,12 +67,9 @@ class QueryPlan:
     """Further texts to search, for the parts of a multi-part question."""
     window: TimeWindow | None = None
     anchor: EventAnchor | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
-    """Free-form facts for tracing (e.g. which rule fired)."""
 
     def with_window(self, window: TimeWindow | None) -> QueryPlan:
-        return QueryPlan(self.text, self.dense_text, self.terms, self.people, self.intent,
-                         self.sub_queries, window, self.anchor, self.notes)  # fmt: skip
+        return replace(self, window=window)
 
 
 # --- intent ------------------------------------------------------------------------------
