@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -78,6 +80,27 @@ class LightMemConfig:
     """Score turns with their neighbours and pack neighbouring turns that carry a hit's
     context. Off: every memory stands alone."""
 
+    # --- consolidation (mid-term evidence -> long-term knowledge) ---------------------------------
+    consolidate_every: int | timedelta | str | None = None
+    """Run consolidation in a background thread: every N new turns of a user (an int), or on
+    a timer (a ``timedelta``, or ``"30s"``, ``"10m"``, ``"2h"``, ``"1d"``). ``None``: only
+    when asked (``consolidate()``, ``lightmem consolidate``)."""
+    mtm_capacity: int = 10_000
+    """Most MTM entries kept per user; consolidation evicts the stalest consolidated ones."""
+    merge_similarity: float = 0.9
+    """Cosine at or above which a candidate is the same knowledge as a record (merged)."""
+    link_similarity: float = 0.7
+    """Cosine at or above which a new record is linked to a related one."""
+    decay_half_life_days: float = 90.0
+    """Days after which unsupported long-term knowledge has lost half its confidence."""
+    archive_below: float = 0.2
+    """Confidence under which decayed knowledge is archived (kept, no longer retrieved)."""
+    archive_ttl_days: float | None = None
+    """Delete archived records after this many days; ``None`` keeps them."""
+    superseded_penalty: float = 1.0
+    """Score taken from superseded records in re-ranking, unless the query asks about the
+    past ("before", "used to"): the current version of a fact comes first."""
+
     def __post_init__(self) -> None:
         positive_ints = {
             "embed_batch_size": self.embed_batch_size,
@@ -87,6 +110,7 @@ class LightMemConfig:
             "stm_token_budget": self.stm_token_budget,
             "token_budget": self.token_budget,
             "chroma_port": self.chroma_port,
+            "mtm_capacity": self.mtm_capacity,
         }
         for name, value in positive_ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -109,6 +133,26 @@ class LightMemConfig:
             raise ConfigurationError(
                 f"candidate_pool must be an integer >= top_k ({self.top_k}), got {self.candidate_pool!r}"
             )
+        for name, low, high in (
+            ("merge_similarity", -1.0, 1.0),
+            ("link_similarity", -1.0, 1.0),
+            ("archive_below", 0.0, 1.0),
+            ("superseded_penalty", 0.0, 100.0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigurationError(
+                    f"{name} must be a number in [{low}, {high}], got {value!r}"
+                )
+        if self.link_similarity > self.merge_similarity:
+            raise ConfigurationError("link_similarity must not exceed merge_similarity")
+        if not isinstance(self.decay_half_life_days, int | float) or self.decay_half_life_days <= 0:
+            raise ConfigurationError("decay_half_life_days must be a positive number")
+        if self.archive_ttl_days is not None and (
+            not isinstance(self.archive_ttl_days, int | float) or self.archive_ttl_days <= 0
+        ):
+            raise ConfigurationError("archive_ttl_days must be a positive number or None")
+        self.consolidation_trigger  # noqa: B018 - validates consolidate_every
         if self.sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ConfigurationError("sqlite_synchronous must be 'FULL' or 'NORMAL'")
         if self.busy_timeout_s <= 0:
@@ -125,6 +169,29 @@ class LightMemConfig:
                 )
             if self.chroma_host is not None:
                 raise ConfigurationError("give chroma_url or chroma_host, not both")
+
+    @property
+    def consolidation_trigger(self) -> tuple[int | None, float | None]:
+        """``(turns, seconds)`` of ``consolidate_every``; one of them, or neither."""
+        every = self.consolidate_every
+        if every is None:
+            return None, None
+        if isinstance(every, bool):
+            pass
+        elif isinstance(every, int):
+            if every > 0:
+                return every, None
+        elif isinstance(every, timedelta):
+            if every.total_seconds() > 0:
+                return None, every.total_seconds()
+        elif isinstance(every, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", every)
+            if match and float(match[1]) > 0:
+                return None, float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+        raise ConfigurationError(
+            "consolidate_every must be a positive number of turns, a timedelta, or a duration "
+            f"such as '30s', '10m', '2h', '1d'; got {every!r}"
+        )
 
     def k_for(self, token_budget: int) -> int:
         """K for a search with this budget."""

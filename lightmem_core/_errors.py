@@ -18,13 +18,15 @@ Builtin bases are mixed in where they carry meaning, so callers that already cat
     ├── StorageError (OSError)                 the record store or vector index failed
     │   └── StoreNotWritable (PermissionError)
     ├── MissingDependency (ImportError)        an optional extra is not installed
-    └── StoreClosed (RuntimeError)             the LightMem instance was closed
+    ├── StoreClosed (RuntimeError)             the LightMem instance was closed
+    └── ConsolidationInProgress (RuntimeError) another run is consolidating that user
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "ConsolidationInProgress",
     "ContentTooLarge",
     "DuplicateTurnId",
     "EmbeddingDimensionMismatch",
@@ -100,3 +102,10 @@ class MissingDependency(LightMemError, ImportError):
 
 class StoreClosed(LightMemError, RuntimeError):
     """The LightMem instance was used after ``close()``."""
+
+
+class ConsolidationInProgress(LightMemError, RuntimeError):
+    """Another consolidation (a thread, or a process on the same store) holds this user.
+
+    Two runs of one user never overlap; wait for the other to finish, or let the scheduler
+    pick the user up next time."""

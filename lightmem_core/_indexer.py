@@ -147,6 +147,34 @@ class VectorIndexer:
             self._records.mark_indexed(done)
         return len(done)
 
+    def index_vectors(
+        self, items: Sequence[PendingVector], vectors: Sequence[Sequence[float]]
+    ) -> None:
+        """Put memories whose vectors are already known in the index (consolidation's new
+        records), and return once every one of them is there, whoever indexed it."""
+        known = {p.memory_id: v for p, v in zip(items, vectors, strict=True)}
+        claimed = self._claim(items)
+        mine = claimed
+        try:
+            if mine:
+                self._on_first_vector(len(known[mine[0].memory_id]))
+                with self._write_lock:
+                    alive = self._records.existing_memory_ids([p.memory_id for p in mine])
+                    mine = [p for p in mine if p.memory_id in alive]
+                    if mine:
+                        self._vectors().upsert(
+                            mine[0].user_id,
+                            [p.memory_id for p in mine],
+                            [known[p.memory_id] for p in mine],
+                            [p.metadata for p in mine],
+                        )
+                        self._records.mark_indexed({p.memory_id: known[p.memory_id] for p in mine})
+        finally:
+            self._release(claimed)
+        waiting = set(known)
+        with self._claims:  # the rest is in the background thread's hands: wait for it
+            self._claims.wait_for(lambda: not waiting & self._in_flight, timeout=60)
+
     # Claims keep two threads (the background one and a flush or a search) from embedding the
     # same rows: each takes only rows nobody has in flight, and waits for the rest.
 

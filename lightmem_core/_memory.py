@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
+import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +25,7 @@ from . import _validation as check
 from ._config import LightMemConfig
 from ._errors import (
     ConfigurationError,
+    ConsolidationInProgress,
     DuplicateTurnId,
     EmbeddingDimensionMismatch,
     InvalidArgument,
@@ -31,7 +34,26 @@ from ._errors import (
 )
 from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
-from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
+from ._types import (
+    ConsolidationReport,
+    ForgetReceipt,
+    Hit,
+    Memory,
+    SearchResults,
+    Status,
+    Tier,
+    Turn,
+)
+from .consolidation import (
+    Abstractor,
+    ConsolidationScheduler,
+    ConsolidationSettings,
+    LocalAbstractor,
+    StoreHandler,
+    adrive,
+    consolidate_user,
+    drive,
+)
 from .embedding import Embedder, resolve_embedder
 from .retrieval import (
     LocalReranker,
@@ -66,6 +88,8 @@ _QUERY_CACHE_SIZE = 256
 _TOKEN_CACHE_SIZE = 200_000
 _DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
 _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
+_LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
+_HOST = socket.gethostname()
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -89,6 +113,8 @@ class LightMem:
             offline all-MiniLM-L6-v2.
         writer: writes MTM entries from turns (default :class:`ExtractiveWriter`).
         reranker: stage-2 re-ranker (default :class:`LocalReranker`).
+        abstractor: finds long-term knowledge in MTM entries during consolidation (default
+            :class:`~lightmem_core.consolidation.LocalAbstractor`, no model).
         token_counter: counts prompt tokens for budgets (default: a fast estimator).
         reindex: rebuild the vector index on open (needed after changing the embedder).
 
@@ -106,6 +132,7 @@ class LightMem:
         embedder: Embedder | Callable[[list[str]], Any] | str | None = None,
         writer: Writer | None = None,
         reranker: Reranker | None = None,
+        abstractor: Abstractor | None = None,
         token_counter: TokenCounter | None = None,
         reindex: bool = False,
         **options: Any,
@@ -128,7 +155,13 @@ class LightMem:
             batch_size=self.config.embed_batch_size,
         )
         self._writer: Writer = writer or ExtractiveWriter()
-        self._reranker: Reranker = reranker or LocalReranker(ltm_boost=self.config.ltm_boost)
+        self._reranker: Reranker = reranker or LocalReranker(
+            ltm_boost=self.config.ltm_boost, superseded_penalty=self.config.superseded_penalty
+        )
+        self._abstractor: Abstractor = abstractor or LocalAbstractor()
+        self._consolidating: dict[str, threading.Lock] = {}
+        self._consolidating_guard = threading.Lock()
+        self._lease_owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         if self.config.cross_encoder is not None:
             from .retrieval.cross_encoder import CrossEncoderReranker
 
@@ -154,6 +187,13 @@ class LightMem:
             self._records.close()
             raise
         self._indexer.start()
+        every_turns, every_seconds = self.config.consolidation_trigger
+        self._scheduler: ConsolidationScheduler | None = None
+        if every_turns or every_seconds:
+            self._scheduler = ConsolidationScheduler(
+                self._scheduled_run, every_turns=every_turns, every_seconds=every_seconds
+            )
+            self._scheduler.start()
         if self.config.use_controller:  # load the date parser's tables off the query path
             threading.Thread(target=warm_up, name="lightmem-warm-up", daemon=True).start()
 
@@ -304,6 +344,8 @@ class LightMem:
         ]
         self._records.add(turns, memories)
         self._indexer.notify()
+        if self._scheduler is not None:
+            self._scheduler.note_turns(user, len(turns))
         known = self._speaker_cache.get(user)
         if known is not None:
             # Replace, never mutate: a search in another thread may be reading the old set.
@@ -528,18 +570,20 @@ class LightMem:
             # on both signals with its context.
             # Context comes from the neighbours of the strongest K candidates: deeper in the
             # pool it rarely changes the ranking, and each neighbour costs a row and a vector.
-            neighbors = (
-                self._records.neighbors(user, ids[:k]) if self.config.expand_neighbors else {}
-            )
-            ids = list(
-                dict.fromkeys([*ids, *(n for pair in neighbors.values() for n in pair if n)])
-            )
+            # Context also comes from linked long-term records (related knowledge, and the
+            # versions of a changed fact), so a multi-part question can follow the links.
+            context: dict[str, tuple[str | None, ...]] = {}
+            if self.config.expand_neighbors:
+                context.update(self._records.neighbors(user, ids[:k]))
+                for memory_id, linked in self._records.links(user, ids[:k]).items():
+                    context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
+            ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
             candidates = score_pool(
                 ids,
                 query_vectors,
                 {**inline, **self._records.vectors(user, ids)},
                 dict(deep_lexical),
-                neighbors,
+                context,
                 {c.memory_id: c.fused for c in stage1},
             )
         else:
@@ -571,6 +615,8 @@ class LightMem:
                 session_id=m.session_id,
                 speaker=m.speaker,
                 tokens=tokens,
+                status=m.status,
+                valid_to=m.valid_to,
             )
             for m, score, tokens in kept
         ]
@@ -587,6 +633,8 @@ class LightMem:
         exclude_sources: frozenset[str],
     ) -> bool:
         """Whether a candidate passes the search's filters (neighbours join the pool unfiltered)."""
+        if memory.status is Status.ARCHIVED:
+            return False
         if tiers and memory.tier not in tiers:
             return False
         if as_of is not None and memory.timestamp is not None and memory.timestamp > as_of:
@@ -759,7 +807,9 @@ class LightMem:
         Returns a receipt of what was removed. Forgetting an unknown user removes nothing."""
         self._ensure_open()
         user = check.user_id(user_id)
-        with self._indexer.exclusive():
+        with self._consolidating_guard:
+            lock = self._consolidating.setdefault(user, threading.Lock())
+        with lock, self._indexer.exclusive():  # a running consolidation finishes first
             deleted = self._records.delete_user(user)
             vectors = self._vectors().delete_user(user)
             self._indexer.drop_user(user)
@@ -774,6 +824,231 @@ class LightMem:
             vectors=vectors,
             fts_rows=deleted.fts_rows,
             completed_at=datetime.now(UTC),
+        )
+
+    # --- consolidation ----------------------------------------------------------------------
+
+    def consolidate(
+        self,
+        user_id: str | None = None,
+        *,
+        dry_run: bool = False,
+        now: datetime | str | float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ConsolidationReport:
+        """Turn new mid-term evidence into long-term knowledge, for one user or every user.
+
+        Incremental (only entries added or re-used since the user's last run), idempotent
+        (nothing new: nothing changes) and resumable (each step is one transaction; a run
+        killed at any point and run again ends where an uninterrupted run would). ``dry_run``
+        counts what would change and writes nothing. ``now`` is the clock that decay is
+        measured against (default: the current time). ``progress`` is called with the
+        number of entries taken in after each one.
+
+        Raises:
+            ConsolidationInProgress: ``user_id`` is being consolidated by another run (with
+                no ``user_id``, busy users are skipped and listed in the report).
+        """
+        self._ensure_open()
+        users, clock = self._consolidation_targets(user_id, now)
+        started = time.perf_counter()
+        counts: Counter[str] = Counter()
+        skipped: list[str] = []
+        model_calls = 0
+        for user in users:
+            try:
+                run = self._begin_consolidation(user, clock, dry_run, progress)
+            except ConsolidationInProgress:
+                if user_id is not None:
+                    raise
+                skipped.append(user)
+                continue
+            plan, handler = run
+            try:
+                counts += drive(plan, handler)
+            finally:
+                self._end_consolidation(user, dry_run)
+            model_calls += handler.model_calls
+        return self._report(
+            counts, len(users) - len(skipped), started, model_calls, dry_run, skipped
+        )
+
+    async def aconsolidate(
+        self,
+        user_id: str | None = None,
+        *,
+        dry_run: bool = False,
+        now: datetime | str | float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ConsolidationReport:
+        """Async :meth:`consolidate`: the same plan, driven by the async driver (store work
+        in worker threads, an async abstractor awaited)."""
+        self._ensure_open()
+        users, clock = self._consolidation_targets(user_id, now)
+        started = time.perf_counter()
+        counts: Counter[str] = Counter()
+        skipped: list[str] = []
+        model_calls = 0
+        for user in users:
+            try:
+                plan, handler = await asyncio.to_thread(
+                    self._begin_consolidation, user, clock, dry_run, progress
+                )
+            except ConsolidationInProgress:
+                if user_id is not None:
+                    raise
+                skipped.append(user)
+                continue
+            try:
+                counts += await adrive(plan, handler.ahandle)
+            finally:
+                await asyncio.to_thread(self._end_consolidation, user, dry_run)
+            model_calls += handler.model_calls
+        return self._report(
+            counts, len(users) - len(skipped), started, model_calls, dry_run, skipped
+        )
+
+    def consolidation_backlog(self, user_id: str | None = None) -> int:
+        """MTM entries not yet consolidated (for one user, or the whole store)."""
+        self._ensure_open()
+        users = [check.user_id(user_id)] if user_id is not None else self._records.users()
+        return sum(
+            self._records.count_new_evidence(u, after_seq=self._records.consolidation_state(u)[0])
+            for u in users
+        )
+
+    def _consolidation_targets(
+        self, user_id: str | None, now: datetime | str | float | None
+    ) -> tuple[list[str], datetime]:
+        users = [check.user_id(user_id)] if user_id is not None else self._records.users()
+        clock = check.timestamp(now, what="now") if now is not None else datetime.now(UTC)
+        return users, clock
+
+    def _settings(self) -> ConsolidationSettings:
+        config = self.config
+        return ConsolidationSettings(
+            merge_similarity=config.merge_similarity,
+            link_similarity=config.link_similarity,
+            half_life=timedelta(days=config.decay_half_life_days),
+            archive_below=config.archive_below,
+            archive_ttl=timedelta(days=config.archive_ttl_days)
+            if config.archive_ttl_days is not None
+            else None,
+            mtm_capacity=config.mtm_capacity,
+        )
+
+    def _begin_consolidation(
+        self,
+        user: str,
+        now: datetime,
+        dry_run: bool,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[Any, StoreHandler]:
+        """Take the user (one run at a time: a lock here, a lease in the store for other
+        processes) and set up the plan and its handler."""
+        with self._consolidating_guard:
+            lock = self._consolidating.setdefault(user, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ConsolidationInProgress(f"user {user!r} is being consolidated by another thread")
+        try:
+            if not dry_run:
+                self._renew_lease(user)
+                # Consolidation looks up long-term records by vector: the index must hold
+                # every one (a crash may have left some pending).
+                self._indexer.flush_user(user)
+            watermark, last_run = self._records.consolidation_state(user)
+            handler = StoreHandler(
+                user,
+                records=self._records,
+                vectors=self._vectors,
+                embedder=self._embedder,
+                abstractor=self._abstractor,
+                index_vectors=self._indexer.index_vectors,
+                now=now,
+                last_run=last_run,
+                clock=lambda: datetime.now(UTC),
+                dry_run=dry_run,
+                on_commit=(lambda: self._renew_lease(user)) if not dry_run else (lambda: None),
+                on_entries=progress or (lambda n: None),
+            )
+            if dry_run:
+                handler.preload_pending(self._embedder)
+            plan = consolidate_user(
+                user,
+                watermark=watermark,
+                since_last_run=last_run is not None,
+                now=now,
+                settings=self._settings(),
+            )
+        except BaseException:
+            self._end_consolidation(user, dry_run, lock_only=dry_run)
+            raise
+        return plan, handler
+
+    def _end_consolidation(self, user: str, dry_run: bool, *, lock_only: bool = False) -> None:
+        try:
+            if not dry_run and not lock_only:
+                self._records.release_lease(user, self._lease_owner)
+        finally:
+            lock = self._consolidating.get(user)
+            if lock is not None and lock.locked():
+                lock.release()
+
+    def _renew_lease(self, user: str) -> None:
+        holder = self._records.acquire_lease(
+            user,
+            self._lease_owner,
+            until=datetime.now(UTC) + _LEASE,
+            holder_alive=self._lease_holder_alive,
+        )
+        if holder is not None:
+            raise ConsolidationInProgress(
+                f"user {user!r} is being consolidated by another process ({holder})"
+            )
+
+    def _lease_holder_alive(self, holder: str) -> bool:
+        """Whether the run holding a lease may still be running. A process of this host
+        that is gone (killed mid-run) holds nothing; other hosts' leases run out."""
+        host, _, rest = holder.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != _HOST or not pid_text.isdigit():
+            return True
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _scheduled_run(self, user_id: str | None) -> None:
+        if not self._closed:
+            self.consolidate(user_id)
+
+    @staticmethod
+    def _report(
+        counts: Counter[str],
+        users: int,
+        started: float,
+        model_calls: int,
+        dry_run: bool,
+        skipped: list[str],
+    ) -> ConsolidationReport:
+        return ConsolidationReport(
+            users=users,
+            entries=counts["entries"],
+            new=counts["new"],
+            merged=counts["merged"],
+            superseded=counts["superseded"],
+            linked=counts["linked"],
+            reactivated=counts["reactivated"],
+            archived=counts["archived"],
+            deleted=counts["deleted"],
+            evicted=counts["evicted"],
+            seconds=time.perf_counter() - started,
+            model_calls=model_calls,
+            dry_run=dry_run,
+            skipped=tuple(skipped),
         )
 
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
@@ -794,6 +1069,8 @@ class LightMem:
             )
         result["embedder"] = self._embedder.name
         result["indexer_error"] = self._indexer.last_error
+        if self._scheduler is not None:
+            result["consolidation_error"] = self._scheduler.last_error
         return result
 
     def users(self) -> list[str]:
@@ -830,6 +1107,8 @@ class LightMem:
         if self._closed:
             return
         self._closed = True
+        if self._scheduler is not None:
+            self._scheduler.close()
         self._indexer.close()
         if self._vectors_handle is not None:
             self._vectors_handle.close()

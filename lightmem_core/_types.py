@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ForgetReceipt", "Hit", "Memory", "SearchResults", "Tier", "Turn"]
+__all__ = [
+    "ConsolidationReport",
+    "ForgetReceipt",
+    "Hit",
+    "Memory",
+    "SearchResults",
+    "Status",
+    "Tier",
+    "Turn",
+]
 
 
 class Tier(enum.StrEnum):
@@ -23,6 +32,18 @@ class Tier(enum.StrEnum):
     """Mid-term: compact entries written from the conversation."""
     LTM = "ltm"
     """Long-term: consolidated knowledge about the user."""
+
+
+class Status(enum.StrEnum):
+    """Where a memory stands in its life cycle (long-term records move; MTM stays active)."""
+
+    ACTIVE = "active"
+    """Current: retrieved normally."""
+    SUPERSEDED = "superseded"
+    """Replaced by a newer record of the same fact (``superseded_by``); kept as history and
+    still retrievable, below the current version."""
+    ARCHIVED = "archived"
+    """Decayed without support; kept (export shows it) but no longer retrieved."""
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -79,6 +100,20 @@ class Memory:
     access_count: int = 0
     last_accessed: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    status: Status = Status.ACTIVE
+    confidence: float = 1.0
+    """How sure LightMem is of a long-term record (grows with support, decays without)."""
+    support: int = 1
+    """How many pieces of evidence back the record."""
+    slot: str | None = None
+    """For single-valued facts (where someone lives, their job): ``subject|attribute``.
+    Two current records never share a slot: the newer supersedes the older."""
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    """When a superseded record stopped being true (the newer record's ``valid_from``)."""
+    superseded_by: str | None = None
+    last_supported: datetime | None = None
+    """When evidence last backed a long-term record: its decay runs from here."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +130,14 @@ class Memory:
             "access_count": self.access_count,
             "last_accessed": _iso(self.last_accessed),
             "metadata": dict(self.metadata),
+            "status": self.status.value,
+            "confidence": round(self.confidence, 6),
+            "support": self.support,
+            "slot": self.slot,
+            "valid_from": _iso(self.valid_from),
+            "valid_to": _iso(self.valid_to),
+            "superseded_by": self.superseded_by,
+            "last_supported": _iso(self.last_supported),
         }
 
 
@@ -115,6 +158,10 @@ class Hit:
     speaker: str | None = None
     tokens: int = 0
     """Tokens the hit's text costs in the budget."""
+    status: Status = Status.ACTIVE
+    """``superseded`` for a long-term record that a newer one replaced (history)."""
+    valid_to: datetime | None = None
+    """When a superseded record stopped being true."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +175,8 @@ class Hit:
             "speaker": self.speaker,
             "source_ids": list(self.source_ids),
             "tokens": self.tokens,
+            "status": self.status.value,
+            "valid_to": _iso(self.valid_to),
         }
 
 
@@ -179,4 +228,71 @@ class ForgetReceipt:
             "vectors": self.vectors,
             "fts_rows": self.fts_rows,
             "completed_at": self.completed_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationReport:
+    """What one consolidation run did (or, with ``dry_run``, would do)."""
+
+    users: int
+    """Users consolidated."""
+    entries: int
+    """New MTM entries taken in."""
+    new: int
+    """Long-term records created."""
+    merged: int
+    """Candidates merged into an existing record (support raised)."""
+    superseded: int
+    """Records replaced by a newer version of the same fact (kept as history)."""
+    linked: int
+    """Links made between related records."""
+    reactivated: int
+    """Records renewed because their evidence was used again."""
+    archived: int
+    """Records archived after decaying without support."""
+    deleted: int
+    """Archived records deleted at the end of their TTL."""
+    evicted: int
+    """MTM entries evicted to keep each user within ``mtm_capacity``."""
+    seconds: float
+    model_calls: int
+    """Language-model calls made (0 with the local abstractor)."""
+    dry_run: bool = False
+    skipped: tuple[str, ...] = ()
+    """Users left alone because another run was consolidating them."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run changed (or would change) anything."""
+        return any(
+            (
+                self.entries,
+                self.new,
+                self.merged,
+                self.superseded,
+                self.linked,
+                self.reactivated,
+                self.archived,
+                self.deleted,
+                self.evicted,
+            )
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "entries": self.entries,
+            "new": self.new,
+            "merged": self.merged,
+            "superseded": self.superseded,
+            "linked": self.linked,
+            "reactivated": self.reactivated,
+            "archived": self.archived,
+            "deleted": self.deleted,
+            "evicted": self.evicted,
+            "seconds": round(self.seconds, 3),
+            "model_calls": self.model_calls,
+            "dry_run": self.dry_run,
+            "skipped": list(self.skipped),
         }

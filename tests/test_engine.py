@@ -41,6 +41,8 @@ def test_add_returns_the_stored_turn(mem: LightMem) -> None:
         "turns": 1,
         "mtm": 1,
         "ltm": 0,
+        "ltm_superseded": 0,
+        "ltm_archived": 0,
         "pending_index": mem.stats("alice")["pending_index"],
         "vectors": None,
         "embedder": "hashing-256",
@@ -265,7 +267,7 @@ def test_writes_survive_reopen_and_the_index_catches_up(tmp_path: Path) -> None:
     with LightMem(path, embedder=HashingEmbedder()) as reopened:
         reopened.flush()  # the background thread may already have caught up
         assert reopened.stats("u") | {"embedder": None} == {
-            "user_id": "u", "turns": 10, "mtm": 10, "ltm": 0, "pending_index": 0,
+            "user_id": "u", "turns": 10, "mtm": 10, "ltm": 0, "ltm_superseded": 0, "ltm_archived": 0, "pending_index": 0,
             "vectors": 10, "embedder": None, "indexer_error": None,
         }  # fmt: skip
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,15 @@ from ._common import (
     progress_bar,
     say,
 )
-from ._render import hits_json, hits_table, mapping_table, omitted_line, plural, receipt_line
+from ._render import (
+    consolidation_line,
+    hits_json,
+    hits_table,
+    mapping_table,
+    omitted_line,
+    plural,
+    receipt_line,
+)
 
 __all__ = ["app"]
 
@@ -334,6 +343,47 @@ def reindex(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         print_json({"reindexed": done, "total": total, "embedder": embedder})
     else:
         say(f"Reindexed {plural(done, 'memory', 'memories')} with {embedder}.")
+
+
+@app.command()
+def consolidate(
+    ctx: typer.Context,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Only this user (default: every user).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would change; write nothing.")
+    ] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            help="Keep running: consolidate again every this many seconds (Ctrl-C stops).",
+            min=0.1,
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Turn new mid-term evidence into long-term knowledge (merge, supersede, link, decay)."""
+    settings = _settings(ctx)
+    with open_store(settings) as mem:
+        while True:
+            total = mem.consolidation_backlog(user)
+            with progress_bar(disable=json_output or total == 0) as bar:
+                task = bar.add_task("Consolidating", total=total)
+                report = mem.consolidate(
+                    user, dry_run=dry_run, progress=lambda n, task=task: bar.advance(task, n)
+                )
+            if json_output:
+                print_json(report.to_dict())
+            else:
+                say(consolidation_line(report))
+            if watch is None:
+                break
+            try:
+                time.sleep(watch)
+            except KeyboardInterrupt:
+                break
 
 
 @app.command()

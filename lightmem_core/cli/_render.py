@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from .._types import ForgetReceipt, Hit, SearchResults
+from .._types import ConsolidationReport, ForgetReceipt, Hit, SearchResults
 
 __all__ = [
     "date_of",
@@ -105,3 +105,25 @@ def receipt_line(receipt: ForgetReceipt) -> str:
         + f", {plural(receipt.vectors, 'vector')}, {plural(receipt.fts_rows, 'full-text row')}"
         f"; completed {receipt.completed_at.isoformat(timespec='seconds')}"
     )
+
+
+def consolidation_line(report: ConsolidationReport) -> str:
+    """``Consolidated 120 entries of 2 users in 1.3 s: 80 new, 12 merged, ...``"""
+    verb = "Would consolidate" if report.dry_run else "Consolidated"
+    parts = [
+        f"{report.new} new",
+        f"{report.merged} merged",
+        f"{report.superseded} superseded",
+        f"{report.linked} linked",
+        f"{report.reactivated} reactivated",
+        f"{report.archived} archived",
+        f"{report.deleted} deleted",
+        f"{report.evicted} evicted",
+    ]
+    line = (
+        f"{verb} {plural(report.entries, 'entry', 'entries')} of "
+        f"{plural(report.users, 'user')} in {report.seconds:.1f} s: {', '.join(parts)}."
+    )
+    if report.skipped:
+        line += f" Skipped (busy elsewhere): {', '.join(report.skipped)}."
+    return line

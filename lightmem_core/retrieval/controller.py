@@ -67,6 +67,9 @@ class QueryPlan:
     """Further texts to search, for the parts of a multi-part question."""
     window: TimeWindow | None = None
     anchor: EventAnchor | None = None
+    asks_history: bool = False
+    """The query is about how things were ("before", "used to"): superseded versions of a
+    fact are as welcome as current ones."""
 
     def with_window(self, window: TimeWindow | None) -> QueryPlan:
         return replace(self, window=window)
@@ -83,6 +86,11 @@ _RECENT = re.compile(
 _FACT = re.compile(
     r"\b(like|likes|favou?rite|prefers?|preference|enjoys?|loves?|hates?|allergic|"
     r"what kind of|what type of|what sort of)\b",
+    re.I,
+)
+_HISTORY = re.compile(
+    r"\b(before|previously|used to|formerly|earlier|originally|in the past|no longer|"
+    r"anymore|any more|prior|former|old|past)\b",
     re.I,
 )
 _PARTS = re.compile(r"\?\s+(?=\S)|;\s+|\s+and also\s+", re.I)
@@ -134,7 +142,7 @@ def _date_parser() -> Any:
 
 def warm_up() -> None:
     """Load the date parser's tables now (about 0.2 s), so no query pays for them."""
-    _resolve_window("last week", datetime.now(UTC))
+    resolve_window("last week", datetime.now(UTC))
 
 
 def window_around(moment: datetime, period: Period) -> tuple[datetime, datetime]:
@@ -154,7 +162,7 @@ def window_around(moment: datetime, period: Period) -> tuple[datetime, datetime]
     return start, end - timedelta(microseconds=1)
 
 
-def _resolve_window(query: str, now: datetime) -> TimeWindow | None:
+def resolve_window(query: str, now: datetime) -> TimeWindow | None:
     if not _TIME_HINT.search(query):
         return None
     from dateparser.search import search_dates
@@ -216,7 +224,7 @@ def plan_query(
     in the query are taken out of the search text (when anything else is left), and their
     own turns are favoured in re-ranking instead.
     """
-    window = _resolve_window(query, now or datetime.now(UTC)) if resolve_time else None
+    window = resolve_window(query, now or datetime.now(UTC)) if resolve_time else None
     anchor = _anchor(query) if resolve_time else None
     if anchor is not None:
         window = None  # "the week before the wedding" is not last week
@@ -250,4 +258,5 @@ def plan_query(
         sub_queries=sub_queries,
         window=window,
         anchor=anchor,
+        asks_history=bool(_HISTORY.search(query)),
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from .._types import Memory, Tier
+from .._types import Memory, Status, Tier
 
 if TYPE_CHECKING:
     from .controller import QueryPlan
@@ -116,8 +116,9 @@ def cosine_scores(
     return dict(zip(ids, similarity.tolist(), strict=True))
 
 
-def adjacency(neighbors: Mapping[str, tuple[str | None, str | None]]) -> dict[str, set[str]]:
-    """Both directions of the neighbour relation: if B follows A, A is B's context too."""
+def adjacency(neighbors: Mapping[str, Sequence[str | None]]) -> dict[str, set[str]]:
+    """Both directions of the context relation: if B follows (or is linked to) A, A is B's
+    context too."""
     linked: dict[str, set[str]] = {}
     for memory_id, pair in neighbors.items():
         for other in pair:
@@ -132,12 +133,12 @@ def score_pool(
     query_vectors: Sequence[Sequence[float]],
     vectors: Mapping[str, Sequence[float]],
     lexical: Mapping[str, float],
-    neighbors: Mapping[str, tuple[str | None, str | None]],
+    neighbors: Mapping[str, Sequence[str | None]],
     stage1: Mapping[str, float],
 ) -> list[Candidate]:
     """Stage 2's evidence for every memory of the pool (and the neighbours added to it): its
     own cosine (the best over the query's texts) and BM25 scores, and the best of its
-    neighbouring turns'."""
+    context's: the neighbouring turns, and linked long-term records."""
     dense = cosine_scores(query_vectors, {i: vectors[i] for i in memory_ids if i in vectors})
 
     linked = adjacency(neighbors)
@@ -176,7 +177,8 @@ class LocalReranker:
     - how much lexical evidence the memory's session holds (a conversation about the topic);
     - turns spoken by a person the query names;
     - memories inside the query's time window; recency, when the query asks for it;
-    - a small boost for long-term knowledge (larger for questions about stable facts).
+    - a small boost for long-term knowledge (larger for questions about stable facts);
+    - a penalty for superseded versions of a fact, unless the query asks about the past.
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class LocalReranker:
         session_weight: float = 0.2,
         window_bonus: float = 1.0,
         recency_weight: float = 0.2,
+        superseded_penalty: float = 1.0,
     ) -> None:
         self.ltm_boost = ltm_boost
         self.speaker_bonus = speaker_bonus
@@ -195,6 +198,7 @@ class LocalReranker:
         self.session_weight = session_weight
         self.window_bonus = window_bonus
         self.recency_weight = recency_weight
+        self.superseded_penalty = superseded_penalty
 
     def rerank(
         self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
@@ -232,14 +236,35 @@ class LocalReranker:
                 score += self.session_weight * session_scale(sessions[memory.session_id])
             if memory.tier is Tier.LTM:
                 score += ltm_boost
+            if memory.status is Status.SUPERSEDED and not plan.asks_history:
+                score -= self.superseded_penalty
             if plan.window is not None and memory.timestamp is not None:
                 score += self.window_bonus * plan.window.contains(memory.timestamp)
             score += self.recency_weight * recency.get(candidate.memory_id, 0.0)
             if named and memory.speaker is not None and memory.speaker.casefold() in named:
                 score += self.speaker_bonus
             scored.append((candidate.memory_id, score))
+        if not plan.asks_history:
+            scored = _current_first(scored, memories)
         scored.sort(key=lambda item: item[1], reverse=True)
         return scored
+
+
+def _current_first(
+    scored: list[tuple[str, float]], memories: Mapping[str, Memory]
+) -> list[tuple[str, float]]:
+    """A fact's current version ranks just above any superseded version of it in the pool:
+    the old wording may match the query better ("where does Alice *live*" / "Alice lives in
+    Paris"), but the answer is the newer record ("Alice moved to Berlin")."""
+    scores = dict(scored)
+    for memory_id, score in sorted(scored, key=lambda item: item[1]):
+        successor = memories[memory_id].superseded_by
+        while successor is not None and successor in scores:
+            scores[successor] = max(scores[successor], score + 1e-3)
+            score = scores[successor]
+            following = memories.get(successor)
+            successor = following.superseded_by if following is not None else None
+    return list(scores.items())
 
 
 class _Scale:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from .._types import Hit, Memory, Turn
+from .._types import Hit, Memory, Status, Turn
 
 __all__ = ["memory_line", "render_context", "turn_line"]
 
@@ -34,9 +34,13 @@ def _date(ts: datetime | None) -> str:
 
 
 def memory_line(memory: Memory | Hit) -> str:
-    """``- [2024-05-08, Alice, mtm] "text"``"""
+    """``- [2024-05-08, Alice, mtm] "text"``; a superseded fact says until when it held:
+    ``- [2023-01-02, Alice, ltm, superseded 2024-03-01] "Alice lives in Paris."``"""
     who = f", {memory.speaker}" if memory.speaker else ""
-    return f"- [{_date(memory.timestamp)}{who}, {memory.tier.value}] {_quote(memory.text)}"
+    status = ""
+    if memory.status is Status.SUPERSEDED:
+        status = f", superseded {_date(memory.valid_to)}" if memory.valid_to else ", superseded"
+    return f"- [{_date(memory.timestamp)}{who}, {memory.tier.value}{status}] {_quote(memory.text)}"
 
 
 def turn_line(turn: Turn) -> str:

@@ -4,14 +4,27 @@ Both sit behind small protocols (:class:`RecordStore`, :class:`VectorIndex`); a 
 backend is a new module that satisfies one of them.
 """
 
-from ._contracts import DeletedCounts, PendingVector, RecordStore, VectorIndex
+from ._contracts import (
+    ConsolidationChanges,
+    DeletedCounts,
+    Evidence,
+    NewRecord,
+    PendingVector,
+    RecordChange,
+    RecordStore,
+    VectorIndex,
+)
 from .chroma import ChromaVectorIndex
 from .sqlite import SQLiteRecordStore
 
 __all__ = [
     "ChromaVectorIndex",
+    "ConsolidationChanges",
     "DeletedCounts",
+    "Evidence",
+    "NewRecord",
     "PendingVector",
+    "RecordChange",
     "RecordStore",
     "SQLiteRecordStore",
     "VectorIndex",

@@ -7,14 +7,23 @@ to one user, except the few maintenance calls named ``all_...``/``reset``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .._types import Memory, Tier, Turn
+from .._types import Memory, Status, Tier, Turn
 
-__all__ = ["DeletedCounts", "PendingVector", "RecordStore", "VectorIndex"]
+__all__ = [
+    "ConsolidationChanges",
+    "DeletedCounts",
+    "Evidence",
+    "NewRecord",
+    "PendingVector",
+    "RecordChange",
+    "RecordStore",
+    "VectorIndex",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +36,18 @@ class PendingVector:
     metadata: dict[str, str | int | float | bool]
     """Flat metadata stored beside the vector (tier, kind, timestamp, user id)."""
 
+    @classmethod
+    def of(cls, memory: Memory) -> PendingVector:
+        """The index entry of a memory."""
+        metadata: dict[str, str | int | float | bool] = {
+            "user_id": memory.user_id,
+            "tier": memory.tier.value,
+            "kind": memory.kind,
+        }
+        if memory.timestamp is not None:
+            metadata["ts"] = memory.timestamp.timestamp()
+        return cls(memory.id, memory.user_id, memory.text, metadata)
+
 
 @dataclass(frozen=True, slots=True)
 class DeletedCounts:
@@ -35,6 +56,66 @@ class DeletedCounts:
     turns: int
     memories: dict[str, int]
     fts_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """An MTM entry offered to consolidation."""
+
+    memory: Memory
+    seq: int
+    """Its place in the store's insertion order (the consolidation watermark counts these)."""
+    role: str | None
+    """The role of the turn it was written from (``user``, ``assistant``...)."""
+    reactivated: bool = False
+    """Taken in before, offered again because a search used it since the last run."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A long-term record consolidation creates."""
+
+    memory: Memory
+    slot_value: str | None
+    """The normalised value of a single-valued fact (compared to tell "same" from "changed")."""
+    due_at: datetime | None
+    """When the record decays below the archive threshold without new support."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """The new life-cycle state of an existing long-term record."""
+
+    memory_id: str
+    status: Status
+    confidence: float
+    support: int
+    last_supported: datetime | None
+    due_at: datetime | None
+    valid_to: datetime | None = None
+    superseded_by: str | None = None
+    add_sources: tuple[str, ...] = ()
+    """Evidence turns to add to the record's provenance."""
+
+
+@dataclass(slots=True)
+class ConsolidationChanges:
+    """Everything one consolidation step writes, applied in one transaction."""
+
+    inserts: list[NewRecord] = field(default_factory=list)
+    changes: list[RecordChange] = field(default_factory=list)
+    links: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(source, target, relation)``; both ends must belong to the user."""
+    deletes: list[str] = field(default_factory=list)
+    """Memory ids to delete (MTM eviction, archive TTL)."""
+    consolidated: list[str] = field(default_factory=list)
+    """MTM ids taken in by this step."""
+    watermark: int | None = None
+    """The new watermark (seq of the last MTM entry taken in)."""
+    finished_at: datetime | None = None
+    """Set on a run's last step: re-activation is counted from here next time."""
+    at: datetime | None = None
+    """The run's clock (``consolidated_at`` of the entries taken in)."""
 
 
 class RecordStore(Protocol):
@@ -115,11 +196,66 @@ class RecordStore(Protocol):
         ...
 
     def counts(self, user_id: str | None = None) -> dict[str, int]:
-        """Row counts (``turns``, ``mtm``, ``ltm``, ``pending_index``); all users when ``None``."""
+        """Row counts (``turns``, ``mtm``, ``ltm``, ``ltm_superseded``, ``ltm_archived``,
+        ``pending_index``); all users when ``None``."""
         ...
 
     def users(self) -> list[str]:
         """Every user id with any record."""
+        ...
+
+    # --- consolidation ------------------------------------------------------------------------
+
+    def consolidation_state(self, user_id: str) -> tuple[int, datetime | None]:
+        """The user's watermark (0 before any run) and when their last run finished."""
+        ...
+
+    def new_evidence(self, user_id: str, *, after_seq: int, limit: int) -> list[Evidence]:
+        """MTM entries stored after the watermark, oldest first."""
+        ...
+
+    def count_new_evidence(self, user_id: str, *, after_seq: int) -> int:
+        """How many MTM entries wait after the watermark."""
+        ...
+
+    def reactivated_evidence(
+        self, user_id: str, *, since: datetime, up_to_seq: int, limit: int
+    ) -> list[Evidence]:
+        """MTM entries at or below the watermark that a search used after ``since``."""
+        ...
+
+    def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:
+        """The user's non-archived long-term records of one slot, with their slot values."""
+        ...
+
+    def ltm_citing(self, user_id: str, turn_ids: Sequence[str]) -> list[Memory]:
+        """The user's active or archived (not superseded) long-term records whose evidence
+        includes one of these turns."""
+        ...
+
+    def due_records(self, user_id: str, *, now: datetime, limit: int) -> list[Memory]:
+        """Long-term records whose ``due_at`` has passed (to archive, or to delete)."""
+        ...
+
+    def eviction_candidates(self, user_id: str, *, capacity: int) -> list[str]:
+        """MTM entries beyond ``capacity``, consolidated ones only, stale and unused first."""
+        ...
+
+    def apply_consolidation(self, user_id: str, changes: ConsolidationChanges) -> None:
+        """Write one consolidation step atomically."""
+        ...
+
+    def acquire_lease(
+        self, user_id: str, owner: str, *, until: datetime, holder_alive: Callable[[str], bool]
+    ) -> str | None:
+        """Take (or renew) the user's consolidation lease. Returns ``None`` on success, or the
+        current holder when a live one holds it."""
+        ...
+
+    def release_lease(self, user_id: str, owner: str) -> None: ...
+
+    def links(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The records linked to each of these memories, in either direction."""
         ...
 
     def get_meta(self, key: str) -> str | None: ...

@@ -16,19 +16,19 @@ import os
 import sqlite3
 import threading
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .._errors import DuplicateTurnId, StorageError, StoreNotWritable
-from .._types import Memory, Tier, Turn
-from ._contracts import DeletedCounts, PendingVector
+from .._types import Memory, Status, Tier, Turn
+from ._contracts import ConsolidationChanges, DeletedCounts, Evidence, PendingVector
 
 __all__ = ["SQLiteRecordStore"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -83,6 +83,50 @@ CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
 );
 """
 
+# Version 2: the life cycle of long-term records, links between them and each user's
+# consolidation progress. Added in place to version-1 stores (ALTER TABLE ADD COLUMN is cheap:
+# existing rows take the default without being rewritten).
+_COLUMNS_V2 = {
+    "status": "TEXT NOT NULL DEFAULT 'active'",
+    "confidence": "REAL NOT NULL DEFAULT 1.0",
+    "support": "INTEGER NOT NULL DEFAULT 1",
+    "slot": "TEXT",  # subject|attribute of a single-valued fact
+    "slot_value": "TEXT",  # its value, normalised, to tell "same again" from "changed"
+    "valid_from": "REAL",
+    "valid_to": "REAL",
+    "superseded_by": "TEXT",
+    "last_supported": "REAL",  # when evidence last backed the record (decay starts there)
+    "due_at": "REAL",  # active LTM: when it decays below the archive threshold;
+    #                    archived: when its TTL deletes it; NULL: never
+    "consolidated_at": "REAL",  # MTM: when consolidation last took it in
+}
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS memories_by_slot ON memories (user_id, slot) WHERE slot IS NOT NULL;
+CREATE INDEX IF NOT EXISTS memories_due ON memories (user_id, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS memories_by_access ON memories (user_id, last_accessed)
+    WHERE tier = 'mtm' AND last_accessed IS NOT NULL;
+-- MTM eviction order: consolidated first, then least used, then stalest.
+CREATE INDEX IF NOT EXISTS memories_eviction ON memories (
+    user_id, tier, consolidated_at IS NULL, access_count, coalesce(last_accessed, created_at), seq
+);
+CREATE INDEX IF NOT EXISTS memory_sources_by_turn ON memory_sources (turn_id, memory_id);
+CREATE TABLE IF NOT EXISTS memory_links (
+    user_id  TEXT NOT NULL,
+    source   TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    target   TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    relation TEXT NOT NULL,
+    PRIMARY KEY (source, target, relation)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memory_links_by_target ON memory_links (target);
+CREATE TABLE IF NOT EXISTS consolidation_state (
+    user_id     TEXT PRIMARY KEY,
+    watermark   INTEGER NOT NULL DEFAULT 0,  -- memories.seq of the last MTM entry taken in
+    last_run    REAL,                        -- re-activated entries are those accessed since
+    lease_owner TEXT,                        -- host:pid:token of the running consolidation
+    lease_until REAL
+) WITHOUT ROWID;
+"""
+
 
 def owner_token(user_id: str) -> str:
     """A single alphanumeric FTS token standing for the user (no tokenizer can split it)."""
@@ -122,13 +166,19 @@ class SQLiteRecordStore:
         try:
             # Idempotent DDL; executescript runs it in its own transaction.
             conn.executescript(_SCHEMA)
+            with self._write() as cur:
+                present = {row[1] for row in cur.execute("PRAGMA table_info(memories)")}
+                for column, declaration in _COLUMNS_V2.items():
+                    if column not in present:
+                        cur.execute(f"ALTER TABLE memories ADD COLUMN {column} {declaration}")
+                cur.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (SCHEMA_VERSION,),
+                )
+            conn.executescript(_SCHEMA_V2)
         except sqlite3.OperationalError as err:
             raise self._translate(err) from err
-        with self._write() as cur:
-            cur.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (SCHEMA_VERSION,),
-            )
 
     # --- connections ------------------------------------------------------------------
 
@@ -253,11 +303,19 @@ class SQLiteRecordStore:
         return taken
 
     @staticmethod
-    def _insert_memory(cur: sqlite3.Cursor, memory: Memory, position: int | None) -> None:
+    def _insert_memory(
+        cur: sqlite3.Cursor,
+        memory: Memory,
+        position: int | None,
+        *,
+        due_at: datetime | None = None,
+        slot_value: str | None = None,
+    ) -> None:
         cur.execute(
             "INSERT INTO memories (id, user_id, tier, kind, text, session_id, speaker, ts, "
-            "created_at, access_count, last_accessed, metadata, position) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, access_count, last_accessed, metadata, position, status, confidence, "
+            "support, slot, slot_value, valid_from, valid_to, superseded_by, last_supported, "
+            "due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 memory.id,
                 memory.user_id,
@@ -272,6 +330,16 @@ class SQLiteRecordStore:
                 _epoch(memory.last_accessed),
                 json.dumps(memory.metadata, ensure_ascii=False),
                 position,
+                memory.status.value,
+                memory.confidence,
+                memory.support,
+                memory.slot,
+                slot_value,
+                _epoch(memory.valid_from),
+                _epoch(memory.valid_to),
+                memory.superseded_by,
+                _epoch(memory.last_supported),
+                _epoch(due_at),
             ),
         )
         seq = cur.lastrowid
@@ -333,7 +401,9 @@ class SQLiteRecordStore:
                 "(SELECT id FROM memories WHERE user_id = ?)",
                 (user_id,),
             )
+            cur.execute("DELETE FROM memory_links WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM memories WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM consolidation_state WHERE user_id = ?", (user_id,))
             # FTS5 keeps deleted terms in old index segments until they are merged:
             # merging everything now leaves no trace of the user's words in the index.
             cur.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
@@ -363,7 +433,9 @@ class SQLiteRecordStore:
     _MEMORY_COLUMNS = (
         "m.id, m.user_id, m.tier, m.kind, m.text, m.ts, m.session_id, m.speaker, "
         "m.created_at, m.access_count, m.last_accessed, m.metadata, "
-        "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id)"
+        "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id), "
+        "m.status, m.confidence, m.support, m.slot, m.valid_from, m.valid_to, m.superseded_by, "
+        "m.last_supported"
     )
 
     @staticmethod
@@ -382,6 +454,14 @@ class SQLiteRecordStore:
             last_accessed=_dt(row[10]),
             metadata=json.loads(row[11]) if row[11] != "{}" else {},
             source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
+            status=Status(row[13]),
+            confidence=row[14],
+            support=row[15],
+            slot=row[16],
+            valid_from=_dt(row[17]),
+            valid_to=_dt(row[18]),
+            superseded_by=row[19],
+            last_supported=_dt(row[20]),
         )
 
     @staticmethod
@@ -585,13 +665,263 @@ class SQLiteRecordStore:
         }
         pending_where = f"{where} AND indexed = 0" if where else "WHERE indexed = 0"
         pending = self._read(f"SELECT count(*) FROM memories {pending_where}", params)[0][0]
+        ltm_where = f"{where} AND tier = 'ltm'" if where else "WHERE tier = 'ltm'"
+        states: dict[str, int] = dict(
+            (row[0], row[1])
+            for row in self._read(
+                f"SELECT status, count(*) FROM memories {ltm_where} GROUP BY status", params
+            )
+        )
         return {
             "turns": int(turns),
             "mtm": int(tiers.get("mtm", 0)),
             "ltm": int(tiers.get("ltm", 0)),
+            "ltm_superseded": int(states.get("superseded", 0)),
+            "ltm_archived": int(states.get("archived", 0)),
             "pending_index": int(pending),
         }
 
     def users(self) -> list[str]:
         rows = self._read("SELECT user_id FROM turns UNION SELECT user_id FROM memories ORDER BY 1")
         return [row[0] for row in rows]
+
+    # --- consolidation ------------------------------------------------------------------
+
+    def consolidation_state(self, user_id: str) -> tuple[int, datetime | None]:
+        rows = self._read(
+            "SELECT watermark, last_run FROM consolidation_state WHERE user_id = ?", (user_id,)
+        )
+        return (int(rows[0][0]), _dt(rows[0][1])) if rows else (0, None)
+
+    _EVIDENCE_SQL = (
+        "SELECT {columns}, m.seq, "
+        "(SELECT t.role FROM memory_sources s JOIN turns t ON t.user_id = m.user_id "
+        "AND t.turn_id = s.turn_id WHERE s.memory_id = m.id LIMIT 1) "
+        "FROM memories m WHERE m.user_id = ? AND m.tier = 'mtm' "
+    )
+
+    def new_evidence(self, user_id: str, *, after_seq: int, limit: int) -> list[Evidence]:
+        # seq is the primary key: the range scan starts at the watermark, whatever the store's size.
+        rows = self._read(
+            self._EVIDENCE_SQL.format(columns=self._MEMORY_COLUMNS)
+            + "AND m.seq > ? ORDER BY m.seq LIMIT ?",
+            (user_id, after_seq, limit),
+        )
+        return [Evidence(self._memory(row), int(row[-2]), row[-1]) for row in rows]
+
+    def count_new_evidence(self, user_id: str, *, after_seq: int) -> int:
+        rows = self._read(
+            "SELECT count(*) FROM memories WHERE user_id = ? AND tier = 'mtm' AND seq > ?",
+            (user_id, after_seq),
+        )
+        return int(rows[0][0])
+
+    def reactivated_evidence(
+        self, user_id: str, *, since: datetime, up_to_seq: int, limit: int
+    ) -> list[Evidence]:
+        rows = self._read(
+            self._EVIDENCE_SQL.format(columns=self._MEMORY_COLUMNS)
+            + "AND m.last_accessed > ? AND m.seq <= ? ORDER BY m.last_accessed, m.seq LIMIT ?",
+            (user_id, since.timestamp(), up_to_seq, limit),
+        )
+        return [
+            Evidence(self._memory(row), int(row[-2]), row[-1], reactivated=True) for row in rows
+        ]
+
+    def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:
+        rows = self._read(
+            f"SELECT {self._MEMORY_COLUMNS}, m.slot_value FROM memories m "
+            "WHERE m.user_id = ? AND m.slot = ? AND m.tier = 'ltm' AND m.status != 'archived' "
+            "ORDER BY m.valid_from, m.seq",
+            (user_id, slot),
+        )
+        return [(self._memory(row), row[-1]) for row in rows]
+
+    def ltm_citing(self, user_id: str, turn_ids: Sequence[str]) -> list[Memory]:
+        if not turn_ids:
+            return []
+        marks = ",".join("?" * len(turn_ids))
+        rows = self._read(
+            f"SELECT {self._MEMORY_COLUMNS} FROM memories m WHERE m.id IN "
+            f"(SELECT memory_id FROM memory_sources WHERE turn_id IN ({marks})) "
+            "AND +m.user_id = ? AND m.tier = 'ltm' AND m.status != 'superseded' ORDER BY m.seq",
+            (*turn_ids, user_id),
+        )
+        return [self._memory(row) for row in rows]
+
+    def due_records(self, user_id: str, *, now: datetime, limit: int) -> list[Memory]:
+        rows = self._read(
+            f"SELECT {self._MEMORY_COLUMNS} FROM memories m "
+            "WHERE m.user_id = ? AND m.due_at IS NOT NULL AND m.due_at <= ? "
+            "ORDER BY m.due_at, m.seq LIMIT ?",
+            (user_id, now.timestamp(), limit),
+        )
+        return [self._memory(row) for row in rows]
+
+    def eviction_candidates(self, user_id: str, *, capacity: int) -> list[str]:
+        count = self._read(
+            "SELECT count(*) FROM memories WHERE user_id = ? AND tier = 'mtm'", (user_id,)
+        )[0][0]
+        excess = int(count) - capacity
+        if excess <= 0:
+            return []
+        # The ORDER BY matches the memories_eviction index, so this reads `excess` index rows.
+        rows = self._read(
+            "SELECT id FROM memories WHERE user_id = ? AND tier = 'mtm' "
+            "AND (consolidated_at IS NULL) = 0 "
+            "ORDER BY consolidated_at IS NULL, access_count, "
+            "coalesce(last_accessed, created_at), seq LIMIT ?",
+            (user_id, excess),
+        )
+        return [row[0] for row in rows]
+
+    def apply_consolidation(self, user_id: str, changes: ConsolidationChanges) -> None:
+        at = _epoch(changes.at) or datetime.now(UTC).timestamp()
+        with self._write() as cur:
+            if changes.consolidated:
+                # The evidence must still exist: a user forgotten (or entries evicted) by
+                # another process mid-run must not get knowledge written back.
+                marks = ",".join("?" * len(changes.consolidated))
+                alive = cur.execute(
+                    f"SELECT count(*) FROM memories WHERE id IN ({marks}) AND user_id = ?",
+                    (*changes.consolidated, user_id),
+                ).fetchone()[0]
+                if alive != len(set(changes.consolidated)):
+                    raise StorageError(
+                        "the evidence of this consolidation step was deleted meanwhile "
+                        "(forget or eviction by another process); run it again"
+                    )
+            for new in changes.inserts:
+                if new.memory.user_id != user_id:
+                    raise StorageError("a consolidation step wrote a record for another user")
+                self._insert_memory(
+                    cur, new.memory, None, due_at=new.due_at, slot_value=new.slot_value
+                )
+            for change in changes.changes:
+                cur.execute(
+                    "UPDATE memories SET status = ?, confidence = ?, support = ?, "
+                    "last_supported = ?, due_at = ?, valid_to = ?, superseded_by = ? "
+                    "WHERE id = ? AND user_id = ?",
+                    (
+                        change.status.value,
+                        change.confidence,
+                        change.support,
+                        _epoch(change.last_supported),
+                        _epoch(change.due_at),
+                        _epoch(change.valid_to),
+                        change.superseded_by,
+                        change.memory_id,
+                        user_id,
+                    ),
+                )
+                cur.executemany(
+                    "INSERT OR IGNORE INTO memory_sources (memory_id, turn_id) VALUES (?, ?)",
+                    [(change.memory_id, turn_id) for turn_id in change.add_sources],
+                )
+            # The turns behind a superseded fact are out of date too: their MTM entries rank
+            # below the current version, like the record itself.
+            outdated = [
+                (c.superseded_by, c.memory_id)
+                for c in changes.changes
+                if c.status is Status.SUPERSEDED
+            ]
+            outdated += [
+                (n.memory.superseded_by, n.memory.id)
+                for n in changes.inserts
+                if n.memory.status is Status.SUPERSEDED
+            ]
+            cur.executemany(
+                "UPDATE memories SET status = 'superseded', superseded_by = ? "
+                "WHERE user_id = ? AND tier = 'mtm' AND id IN (SELECT e.memory_id "
+                "FROM memory_sources r JOIN memory_sources e ON e.turn_id = r.turn_id "
+                "WHERE r.memory_id = ?)",
+                [(successor, user_id, memory_id) for successor, memory_id in outdated],
+            )
+            # Links are written only between two records of this user, checked by the join.
+            cur.executemany(
+                "INSERT OR IGNORE INTO memory_links (user_id, source, target, relation) "
+                "SELECT ?, a.id, b.id, ? FROM memories a, memories b "
+                "WHERE a.id = ? AND b.id = ? AND a.user_id = ? AND b.user_id = ? AND a.id != b.id",
+                [(user_id, rel, src, dst, user_id, user_id) for src, dst, rel in changes.links],
+            )
+            if changes.deletes:
+                self._delete_memories(cur, user_id, changes.deletes)
+            if changes.consolidated:
+                cur.executemany(
+                    "UPDATE memories SET consolidated_at = ? WHERE id = ? AND user_id = ?",
+                    [(at, memory_id, user_id) for memory_id in changes.consolidated],
+                )
+            if changes.watermark is not None or changes.finished_at is not None:
+                cur.execute(
+                    "INSERT INTO consolidation_state (user_id) VALUES (?) "
+                    "ON CONFLICT (user_id) DO NOTHING",
+                    (user_id,),
+                )
+            if changes.watermark is not None:
+                cur.execute(
+                    "UPDATE consolidation_state SET watermark = max(watermark, ?) WHERE user_id = ?",
+                    (changes.watermark, user_id),
+                )
+            if changes.finished_at is not None:
+                cur.execute(
+                    "UPDATE consolidation_state SET last_run = ? WHERE user_id = ?",
+                    (changes.finished_at.timestamp(), user_id),
+                )
+
+    @staticmethod
+    def _delete_memories(cur: sqlite3.Cursor, user_id: str, memory_ids: Sequence[str]) -> None:
+        for start in range(0, len(memory_ids), 500):
+            chunk = list(memory_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            cur.execute(
+                f"DELETE FROM memories_fts WHERE rowid IN (SELECT seq FROM memories "
+                f"WHERE id IN ({marks}) AND user_id = ?)",
+                (*chunk, user_id),
+            )
+            # memory_sources and memory_links go with the rows (ON DELETE CASCADE).
+            cur.execute(
+                f"DELETE FROM memories WHERE id IN ({marks}) AND user_id = ?", (*chunk, user_id)
+            )
+
+    def acquire_lease(
+        self, user_id: str, owner: str, *, until: datetime, holder_alive: Callable[[str], bool]
+    ) -> str | None:
+        with self._write() as cur:
+            row = cur.execute(
+                "SELECT lease_owner, lease_until FROM consolidation_state WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+            if row is not None and row[0] is not None and row[0] != owner:
+                expired = row[1] is None or row[1] <= datetime.now(UTC).timestamp()
+                if not expired and holder_alive(row[0]):
+                    return str(row[0])
+            cur.execute(
+                "INSERT INTO consolidation_state (user_id, lease_owner, lease_until) "
+                "VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
+                (user_id, owner, until.timestamp()),
+            )
+        return None
+
+    def release_lease(self, user_id: str, owner: str) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE consolidation_state SET lease_owner = NULL, lease_until = NULL "
+                "WHERE user_id = ? AND lease_owner = ?",
+                (user_id, owner),
+            )
+
+    def links(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, set[str]]:
+        if not memory_ids:
+            return {}
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(
+            f"SELECT source, target FROM memory_links WHERE source IN ({marks}) AND user_id = ? "
+            f"UNION SELECT target, source FROM memory_links WHERE target IN ({marks}) "
+            "AND user_id = ?",
+            (*memory_ids, user_id, *memory_ids, user_id),
+        )
+        linked: dict[str, set[str]] = {}
+        for memory_id, other in rows:
+            linked.setdefault(memory_id, set()).add(other)
+        return linked

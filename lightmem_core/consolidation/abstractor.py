@@ -1,0 +1,461 @@
+"""Abstractors: from MTM evidence to candidate long-term knowledge.
+
+The default :class:`LocalAbstractor` calls no model. It keeps the first-person statements
+of what people said ("I moved to Berlin last month"), rewrites them about the speaker
+("Alice moved to Berlin (March 2024)"), tells facts, preferences, plans and events apart,
+dates events (dateparser, relative to when they were said) and recognises a few
+single-valued attributes (where someone lives, works, their age, relationship status,
+favourites) so a change of one can supersede the old value. It is deliberately
+conservative: questions, sentences addressed to the listener ("you") and small talk are
+left in mid-term memory, where search still finds them. A model-driven abstractor plugs
+in behind the same :class:`Abstractor` protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from ..store import Evidence
+
+__all__ = ["Abstractor", "KnowledgeCandidate", "LocalAbstractor"]
+
+Kind = Literal["fact", "preference", "plan", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeCandidate:
+    """A piece of knowledge an abstractor found in one MTM entry."""
+
+    text: str
+    """The knowledge as a self-contained sentence about its subject."""
+    kind: Kind
+    subject: str | None = None
+    """Who it is about ("Alice", "Alice's sister")."""
+    attribute: str | None = None
+    """For single-valued facts: what it sets (``residence``, ``employer``...)."""
+    value: str | None = None
+    """The attribute's value, as said."""
+    happened_at: datetime | None = None
+    """When it happened or became true (the evidence's time when not said)."""
+    confidence: float = 0.5
+    """How sure the abstractor is (0-1)."""
+
+    @property
+    def slot(self) -> str | None:
+        """``subject|attribute`` for single-valued facts: the key contradictions share."""
+        if self.subject is None or self.attribute is None:
+            return None
+        return f"{self.subject.casefold()}|{self.attribute}"
+
+    @property
+    def slot_value(self) -> str | None:
+        """The value, normalised for comparison."""
+        if self.value is None:
+            return None
+        words = re.sub(r"[^\w\s]", " ", self.value.casefold()).split()
+        return " ".join(w for w in words if w not in {"the", "a", "an"}) or None
+
+
+class Abstractor(Protocol):
+    """Finds candidate long-term knowledge in MTM entries (one list per entry)."""
+
+    def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...
+
+
+# --- sentences worth keeping -------------------------------------------------------------------
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+_FILLER = (
+    r"(?:(?:so|and|but|well|yeah|yes|oh|wow|actually|also|honestly|anyway|hey|um|ok|okay)[,!]?\s+)*"
+)
+_FIRST_PERSON = re.compile(
+    rf"^{_FILLER}(?P<start>I(?:'m|'ve|'d|'ll)?|my|we(?:'re|'ve|'ll)?|our)\b(?P<rest>.*)$", re.I
+)
+_SECOND_PERSON = re.compile(r"\b(you|your|yours|yourself|u)\b", re.I)
+# Openers that react to the conversation rather than say something about the speaker.
+_SMALL_TALK = re.compile(
+    r"^(I|we)\s+(?:(?:really|totally|completely|just)\s+)?"
+    r"(think|guess|mean|agree|know|see|bet|wonder|understand|hope|wish|appreciate|"
+    r"can't believe|cannot believe|can't wait|couldn't agree|remember when|totally get)\b|"
+    r"^I'm (?:so |really )?(sorry|glad|happy to hear|proud of|thrilled for|excited for)\b",
+    re.I,
+)
+_HEDGED = re.compile(r"\b(maybe|might|perhaps|probably|not sure|kind of|sort of)\b", re.I)
+_MIN_WORDS, _MAX_WORDS = 4, 40
+
+# --- kinds -------------------------------------------------------------------------------------
+
+_PLAN = re.compile(
+    r"\b(going to|gonna|will|plan(?:s|ning)? to|want(?:s)? to|hop(?:e|es|ing) to|about to|"
+    r"thinking (?:about|of)|looking forward to|intend(?:s)? to|next (?:week|month|year))\b",
+    re.I,
+)
+_PREFERENCE = re.compile(
+    r"\b(likes?|loves?|enjoys?|prefers?|adores?|hates?|dislikes?|can't stand|favou?rite|"
+    r"fan of|into|passionate about|obsessed with)\b",
+    re.I,
+)
+_TIME_WORDS = re.compile(
+    r"\b(yesterday|today|tonight|this (?:morning|afternoon|evening|week|weekend|month|year)|"
+    r"last (?:night|week|weekend|month|year|summer|winter|spring|fall|autumn|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
+    r"(?:a|one|two|three|four|five|six|\d+) (?:days?|weeks?|months?|years?) ago)\b",
+    re.I,
+)
+
+# --- the verb after "I" -------------------------------------------------------------------------
+
+_ADVERBS = frozenset(
+    [
+        "just",
+        "really",
+        "also",
+        "recently",
+        "finally",
+        "actually",
+        "still",
+        "always",
+        "never",
+        "usually",
+        "often",
+        "already",
+        "sometimes",
+        "totally",
+        "definitely",
+        "even",
+        "only",
+        "now",
+        "once",
+    ]
+)
+_UNCHANGED = frozenset(
+    # modals, and past forms (regular ones end in -ed)
+    [
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "did",
+        "had",
+        "was",
+        "were",
+        "went",
+        "got",
+        "saw",
+        "took",
+        "made",
+        "came",
+        "said",
+        "found",
+        "gave",
+        "told",
+        "felt",
+        "left",
+        "met",
+        "bought",
+        "thought",
+        "began",
+        "ran",
+        "wrote",
+        "heard",
+        "kept",
+        "lost",
+        "won",
+        "sold",
+        "spent",
+        "built",
+        "brought",
+        "taught",
+        "caught",
+        "fell",
+        "grew",
+        "knew",
+        "became",
+        "drove",
+        "flew",
+        "ate",
+        "drank",
+        "swam",
+        "sang",
+        "sat",
+        "stood",
+        "understood",
+        "forgot",
+        "chose",
+        "wore",
+        "broke",
+        "spoke",
+        "woke",
+        "rode",
+        "hid",
+        "paid",
+        "put",
+        "read",
+        "let",
+        "set",
+        "cut",
+        "hit",
+        "hurt",
+        "quit",
+        "tried",
+        "used",
+        "can't",
+        "couldn't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+        "didn't",
+        "wasn't",
+        "weren't",
+        "hadn't",
+    ]
+)
+_THIRD_PERSON = {
+    "am": "is",
+    "have": "has",
+    "do": "does",
+    "go": "goes",
+    "don't": "doesn't",
+    "haven't": "hasn't",
+    "am not": "is not",
+}
+_PAST_STATE = frozenset("was were had did felt thought knew said told meant".split())  # noqa: SIM905
+
+
+def _conjugate(verb: str) -> str:
+    """The third-person singular of the verb that followed "I"."""
+    lower = verb.lower()
+    if lower in _THIRD_PERSON:
+        return _THIRD_PERSON[lower]
+    if lower in _UNCHANGED or lower.endswith("ed") or not lower.isalpha():
+        return verb
+    if lower.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _is_past(verb: str) -> bool:
+    lower = verb.lower()
+    return (lower.endswith("ed") or lower in _UNCHANGED) and lower not in {
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "can't",
+        "won't",
+    }
+
+
+# --- single-valued attributes (a new value supersedes the old) ----------------------------------
+
+_NAME = r"(?:the\s+)?[A-Z][\w'&.-]*(?:\s+[A-Z][\w'&.-]*){0,3}"
+_ATTRIBUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "residence",
+        re.compile(
+            rf"\b(?:lives?|living|moved|moves|moving|relocated|relocating|is based|settled)"
+            rf"\s+(?:back\s+)?(?:to|in)\s+(?P<value>{_NAME})"
+        ),
+    ),
+    (
+        "employer",
+        re.compile(
+            rf"\b(?:works?|working|worked|got a job|started a (?:new )?job|is employed|joined)"
+            rf"\s+(?:at|for|with)?\s*(?P<value>{_NAME})"
+        ),
+    ),
+    ("occupation", re.compile(r"\bworks? as an?\s+(?P<value>[a-z][\w-]*(?:\s+[a-z][\w-]*)?)")),
+    ("age", re.compile(r"\b(?:is|turned)\s+(?P<value>\d{1,3})(?:\s+years old)?\b")),
+    (
+        "relationship status",
+        re.compile(
+            r"\b(?:is|got)\s+(?:now\s+|recently\s+)?"
+            r"(?P<value>single|married|engaged|divorced|separated|widowed)\b"
+        ),
+    ),
+)
+_FAVOURITE = re.compile(
+    r"\bfavou?rite\s+(?P<thing>[a-z]+(?:\s+[a-z]+)?)\s+(?:is|are)\s+(?P<value>[^,;.!?]+)"
+)
+
+
+class LocalAbstractor:
+    """The default abstractor: rules over the speaker's own first-person statements.
+
+    Args:
+        resolve_dates: date events from expressions such as "last week" (dateparser).
+    """
+
+    def __init__(self, *, resolve_dates: bool = True) -> None:
+        self.resolve_dates = resolve_dates
+
+    def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]:
+        return [self._entry(item) for item in evidence]
+
+    def _entry(self, item: Evidence) -> list[KnowledgeCandidate]:
+        if item.role not in (None, "user"):
+            return []  # the assistant's and tools' words are not facts about people
+        memory = item.memory
+        speaker = memory.speaker or ("The user" if item.role == "user" else None)
+        if speaker is None:
+            return []
+        found: list[KnowledgeCandidate] = []
+        seen: set[str] = set()
+        for sentence in _SENTENCES.split(memory.text):
+            candidate = self._sentence(sentence.strip(), speaker, memory.timestamp)
+            if candidate is not None and candidate.text.casefold() not in seen:
+                seen.add(candidate.text.casefold())
+                found.append(candidate)
+        return found
+
+    def _sentence(
+        self, sentence: str, speaker: str, said_at: datetime | None
+    ) -> KnowledgeCandidate | None:
+        sentence = sentence.replace("\u2019", "'").strip(" \"'")
+        words = sentence.split()
+        if not (_MIN_WORDS <= len(words) <= _MAX_WORDS) or sentence.endswith("?"):
+            return None
+        match = _FIRST_PERSON.match(sentence)
+        if match is None or _SECOND_PERSON.search(sentence):
+            return None
+        clause = sentence[match.start("start") :]
+        if _SMALL_TALK.match(clause):
+            return None
+        text, verb = _about(clause, speaker)
+        text = text.rstrip(" .!;,") + "."
+        text = text[0].upper() + text[1:]
+        kind = _kind(clause, verb)
+        subject, attribute, value = _attribute(text, speaker)
+        happened = said_at
+        if kind == "event" and said_at is not None:
+            happened, when, expression = self._when(clause, said_at)
+            if expression:  # "last month" means nothing later: say the date instead
+                text = re.sub(rf"\s*\b{re.escape(expression)}\b", "", text, count=1)
+            text = f"{text[:-1]} ({when})."
+        confidence = 0.6 if attribute else 0.5
+        if _HEDGED.search(clause):
+            confidence = 0.3
+        return KnowledgeCandidate(
+            text=text,
+            kind=kind,
+            subject=subject or speaker,
+            attribute=attribute,
+            value=value,
+            happened_at=happened,
+            confidence=confidence,
+        )
+
+    def _when(self, clause: str, said_at: datetime) -> tuple[datetime, str, str | None]:
+        """When an event happened, how to say it, and the time words it was read from."""
+        found = _TIME_WORDS.search(clause)
+        if found is not None and self.resolve_dates:
+            from ..retrieval.controller import resolve_window
+
+            window = resolve_window(found.group(0), said_at)
+            if window is not None:
+                days = (window.end - window.start).days
+                if days < 1:
+                    when = f"{window.start:%-d %B %Y}"
+                elif days <= 7:
+                    when = f"the week of {window.start:%-d %B %Y}"
+                elif days <= 31:
+                    when = f"{window.start:%B %Y}"
+                else:
+                    when = f"{window.start:%Y}"
+                return window.start, when, found.group(0)
+        return said_at, f"mentioned {said_at:%-d %B %Y}", None
+
+
+def _about(clause: str, speaker: str) -> tuple[str, str | None]:
+    """The clause rewritten about the speaker, and the verb that followed "I"."""
+    possessive = f"{speaker}'" if speaker.endswith("s") else f"{speaker}'s"
+    tokens = clause.split()
+    out: list[str] = []
+    verb: str | None = None
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        bare = token.strip(",.;:!")
+        tail = token[len(bare) :] if token.startswith(bare) else ""
+        lower = bare.lower()
+        if lower in ("i'm", "i've", "i'd", "i'll"):
+            out += [speaker, {"i'm": "is", "i've": "has", "i'd": "would", "i'll": "will"}[lower]]
+            verb = verb or out[-1]
+            out[-1] += tail
+        elif lower == "i":
+            out.append(speaker)
+            j = i + 1
+            while j < len(tokens) and tokens[j].lower() in _ADVERBS:
+                out.append(tokens[j])
+                j += 1
+            if j < len(tokens):
+                nxt = tokens[j].strip(",.;:!")
+                rest = tokens[j][len(nxt) :]
+                if nxt.lower() == "am" and j + 1 < len(tokens) and tokens[j + 1].lower() == "not":
+                    out += ["is", "not"]
+                    j += 1
+                else:
+                    out.append(_conjugate(nxt) + rest)
+                verb = verb or nxt
+                i = j
+        elif lower in ("my", "mine"):
+            out.append(possessive + tail)
+        elif lower in ("me", "myself"):
+            out.append(speaker + tail)
+        elif lower in ("we", "we're", "we've", "we'll"):
+            extra = {"we": [], "we're": ["are"], "we've": ["have"], "we'll": ["will"]}[lower]
+            out += [speaker, "and others", *extra]
+            out[-1] += tail
+        elif lower in ("our", "ours"):
+            out.append(possessive + tail)
+        elif lower == "us":
+            out.append(f"{speaker} and others{tail}")
+        else:
+            out.append(token)
+        i += 1
+    return " ".join(out), verb
+
+
+def _kind(clause: str, verb: str | None) -> Kind:
+    if _PLAN.search(clause):
+        return "plan"
+    if _PREFERENCE.search(clause):
+        return "preference"
+    if _TIME_WORDS.search(clause) or (
+        verb is not None and _is_past(verb) and verb.lower() not in _PAST_STATE
+    ):
+        return "event"
+    return "fact"
+
+
+def _attribute(text: str, speaker: str) -> tuple[str | None, str | None, str | None]:
+    """``(subject, attribute, value)`` of a single-valued fact in the rewritten text."""
+    owner = re.escape(speaker)
+    subject_match = re.match(rf"^({owner}(?:'s?\s+(?!favou?rite\b)[a-z]+)?)(?=\s|')", text)
+    if subject_match is None:
+        return None, None, None
+    subject = subject_match.group(1)
+    favourite = _FAVOURITE.search(text)
+    if favourite is not None:
+        return subject, f"favourite {favourite['thing']}", favourite["value"].strip()
+    for attribute, pattern in _ATTRIBUTES:
+        found = pattern.search(text, subject_match.end())
+        if found is not None:
+            return subject, attribute, found["value"].strip()
+    return subject, None, None
