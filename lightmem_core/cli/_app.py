@@ -6,6 +6,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -370,9 +371,10 @@ def consolidate(
         while True:
             total = mem.consolidation_backlog(user)
             with progress_bar(disable=json_output or total == 0) as bar:
-                task = bar.add_task("Consolidating", total=total)
                 report = mem.consolidate(
-                    user, dry_run=dry_run, progress=lambda n, task=task: bar.advance(task, n)
+                    user,
+                    dry_run=dry_run,
+                    progress=partial(bar.advance, bar.add_task("Consolidating", total=total)),
                 )
             if json_output:
                 print_json(report.to_dict())
