@@ -13,6 +13,7 @@ Importing this package is cheap: torch, sentence-transformers and chromadb load 
 from ._config import DEFAULT_EMBEDDER, LightMemConfig
 from ._errors import (
     ConfigurationError,
+    ConsolidationInProgress,
     ContentTooLarge,
     DuplicateTurnId,
     EmbeddingDimensionMismatch,
@@ -30,7 +31,17 @@ from ._errors import (
 )
 from ._memory import LightMem
 from ._tokens import TokenCounter, approx_token_count
-from ._types import ForgetReceipt, Hit, Memory, SearchResults, Tier, Turn
+from ._types import (
+    ConsolidationReport,
+    ForgetReceipt,
+    Hit,
+    Memory,
+    SearchResults,
+    Status,
+    Tier,
+    Turn,
+)
+from .consolidation import Abstractor, KnowledgeCandidate
 from .embedding import Embedder
 from .retrieval import Reranker
 from .writer import MemoryDraft, Writer
@@ -39,7 +50,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_EMBEDDER",
+    "Abstractor",
     "ConfigurationError",
+    "ConsolidationInProgress",
+    "ConsolidationReport",
     "ContentTooLarge",
     "DuplicateTurnId",
     "Embedder",
@@ -50,6 +64,7 @@ __all__ = [
     "InvalidContent",
     "InvalidTimestamp",
     "InvalidUserId",
+    "KnowledgeCandidate",
     "LightMem",
     "LightMemConfig",
     "LightMemError",
@@ -59,6 +74,7 @@ __all__ = [
     "ModelIntegrityError",
     "Reranker",
     "SearchResults",
+    "Status",
     "StorageError",
     "StoreClosed",
     "StoreNotWritable",

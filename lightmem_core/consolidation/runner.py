@@ -169,12 +169,17 @@ class StoreHandler:
         return {i: self._overlay.get(i, m) for i, m in memories.items() if i not in self._deleted}
 
     def _similar(self, request: Similar) -> list[tuple[Memory, float]]:
-        found = self._vectors().query(
-            self.user_id, request.vector, k=request.k, where={"tier": "ltm"}
+        # The index is approximate: ask it for more, then score exactly with the stored
+        # vectors, so the same store gives the same decisions however its index was built.
+        found = dict(
+            self._vectors().query(
+                self.user_id, request.vector, k=2 * request.k, where={"tier": "ltm"}
+            )
         )
-        scores = dict(found)
+        stored = self._records.vectors(self.user_id, list(found))
+        scores = {**found, **cosine_scores([request.vector], stored)}
         scores.update(cosine_scores([request.vector], self._overlay_vectors))
-        memories = self._current(self._records.get_memories(self.user_id, list(dict(found))))
+        memories = self._current(self._records.get_memories(self.user_id, list(found)))
         memories.update({i: self._overlay[i] for i in self._overlay_vectors})
         ranked = [
             (memories[i], score)
