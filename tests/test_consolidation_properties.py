@@ -1,0 +1,146 @@
+"""A stateful property test: any interleaving of add, remember, consolidate, search and
+forget keeps the store's invariants, checked after every step against the SQLite file and
+a model of what each user added:
+
+- every memory is in exactly one tier and belongs to exactly one user;
+- no link joins two users, and a superseded record points at a record of its own user;
+- provenance always points at real turns of the record's user;
+- each user's turns are exactly the ones the model holds; searches return only their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from lightmem_core import LightMem
+from lightmem_core.testing import HashingEmbedder
+
+USERS = ("ann", "bob", "cy")
+SAYINGS = (
+    "I live in Paris.",
+    "I moved to Berlin last month.",
+    "I live in Rome.",
+    "I love hiking in the mountains.",
+    "I love hiking in the mountains.",
+    "My favorite food is sushi.",
+    "My favorite food is ramen.",
+    "I adopted a beagle named Max.",
+    "I work at Acme Corp.",
+    "Do you like cats?",
+    "The weather is nice today.",
+)
+
+
+class ConsolidationMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="lightmem-props-"))
+        self.mem = LightMem(
+            self.folder / "store", embedder=HashingEmbedder(), link_similarity=0.3, mtm_capacity=6
+        )
+        self.turns: dict[str, set[str]] = {u: set() for u in USERS}
+        self.clock = datetime(2024, 1, 1, tzinfo=UTC)
+        self.serial = 0
+
+    def teardown(self) -> None:
+        self.mem.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    @rule(user=st.sampled_from(USERS), saying=st.sampled_from(SAYINGS))
+    def add(self, user: str, saying: str) -> None:
+        self.serial += 1
+        self.clock += timedelta(days=3)
+        turn_id = f"{user}-{self.serial}"
+        self.mem.add(user, saying, speaker=user.title(), turn_id=turn_id, timestamp=self.clock)
+        self.turns[user].add(turn_id)
+
+    @precondition(lambda self: any(self.turns.values()))
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def remember(self, user: str, data: st.DataObject) -> None:
+        own = sorted(self.turns[user])
+        sources = data.draw(st.lists(st.sampled_from(own), max_size=2)) if own else []
+        self.mem.remember(user, f"{user.title()} likes tea.", source_ids=sources)
+
+    @rule(user=st.none() | st.sampled_from(USERS), days=st.integers(0, 400))
+    def consolidate(self, user: str | None, days: int) -> None:
+        self.mem.consolidate(user, now=self.clock + timedelta(days=days))
+
+    @rule(user=st.sampled_from(USERS), saying=st.sampled_from(SAYINGS))
+    def search(self, user: str, saying: str) -> None:
+        for hit in self.mem.search(user, saying):
+            assert set(hit.source_ids) <= self.turns[user]
+
+    @rule(user=st.sampled_from(USERS))
+    def forget(self, user: str) -> None:
+        self.mem.forget(user)
+        self.turns[user] = set()
+
+    # --- invariants -----------------------------------------------------------------------------
+
+    def _sql(self, query: str) -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(self.folder / "store" / "records.sqlite3")
+        try:
+            return conn.execute(query).fetchall()
+        finally:
+            conn.close()
+
+    @invariant()
+    def one_tier_one_user(self) -> None:
+        assert self._sql("SELECT id FROM memories GROUP BY id HAVING count(*) > 1") == []
+        assert self._sql("SELECT id FROM memories WHERE tier NOT IN ('mtm', 'ltm')") == []
+
+    @invariant()
+    def links_stay_inside_a_user(self) -> None:
+        crossing = self._sql(
+            "SELECT l.source FROM memory_links l JOIN memories a ON a.id = l.source "
+            "JOIN memories b ON b.id = l.target "
+            "WHERE a.user_id != b.user_id OR a.user_id != l.user_id"
+        )
+        assert crossing == []
+        dangling = self._sql(
+            "SELECT l.source FROM memory_links l WHERE l.source NOT IN (SELECT id FROM memories) "
+            "OR l.target NOT IN (SELECT id FROM memories)"
+        )
+        assert dangling == []
+        foreign_successor = self._sql(
+            "SELECT m.id FROM memories m JOIN memories s ON s.id = m.superseded_by "
+            "WHERE m.tier = 'ltm' AND s.user_id != m.user_id"
+        )
+        assert foreign_successor == []
+
+    @invariant()
+    def provenance_points_at_real_turns(self) -> None:
+        orphans = self._sql(
+            "SELECT s.memory_id, s.turn_id FROM memory_sources s JOIN memories m ON "
+            "m.id = s.memory_id WHERE NOT EXISTS (SELECT 1 FROM turns t WHERE "
+            "t.user_id = m.user_id AND t.turn_id = s.turn_id)"
+        )
+        assert orphans == []
+
+    @invariant()
+    def turns_match_the_model(self) -> None:
+        for user in USERS:
+            stored = {
+                row[0] for row in self._sql(f"SELECT turn_id FROM turns WHERE user_id = '{user}'")
+            }
+            assert stored == self.turns[user]
+        assert self.mem.consolidation_backlog() >= 0
+
+
+TestConsolidationProperties = ConsolidationMachine.TestCase
+TestConsolidationProperties.settings = settings(
+    max_examples=60,
+    stateful_step_count=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
