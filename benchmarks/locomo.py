@@ -38,7 +38,9 @@ Systems
   MiniLM LightMem uses by default; turn vectors are computed once per run.
 * ``rrf``: reciprocal-rank fusion (k = 60) of the two rankings above.
 * LightMem variants, each ingesting into its own fresh store: ``lightmem`` (defaults),
-  ``no-controller``, ``no-rerank``, ``no-neighbors``, ``stage1-only`` (all three off).
+  ``no-controller``, ``no-rerank``, ``no-neighbors``, ``stage1-only`` (all three off), and
+  ``consolidated`` (defaults, with ``consolidate()`` run after the ingest, so long-term
+  records compete with the turns; a record's ``source_ids`` are its evidence turns).
 
 Outputs in ``--out``: ``locomo.json`` (every figure, per question too), ``locomo.md`` (the
 table printed at the end), ``recall_1000_by_category.png`` and ``recall_by_budget.png``.
@@ -115,7 +117,10 @@ LIGHTMEM_VARIANTS: dict[str, dict[str, bool]] = {
     "no-rerank": {"use_reranker": False},
     "no-neighbors": {"expand_neighbors": False},
     "stage1-only": {"use_controller": False, "use_reranker": False, "expand_neighbors": False},
+    "consolidated": {},
 }
+CONSOLIDATED_VARIANTS = frozenset({"consolidated"})
+"""Variants whose store is consolidated after the ingest (MTM evidence -> LTM knowledge)."""
 BASELINES: tuple[str, ...] = ("bm25", "dense", "rrf")
 WARMUP_QUERY = "what happened recently"
 """One untimed search per system and user before the timed ones (opens indexes, caches)."""
@@ -757,7 +762,17 @@ def build_lightmem_variant(
         f"{name}: ingested {ingest.turns} turns in {ingest.total_s:.1f} s "
         f"(add_many {ingest.add_s:.1f} s, flush {ingest.flush_s:.1f} s)"
     )
-    return SystemResult(name, "lightmem", dict(options), ingest.to_dict(), LightMemRetriever(mem))
+    stats: dict[str, Any] = dict(ingest.to_dict())
+    if name in CONSOLIDATED_VARIANTS:
+        task = progress.add_task(f"{name}: consolidate", total=mem.consolidation_backlog())
+        report = mem.consolidate(progress=lambda n: progress.advance(task, n))
+        stats["consolidation"] = report.to_dict()
+        progress.console.print(
+            f"{name}: consolidated {report.entries} entries in {report.seconds:.1f} s: "
+            f"{report.new} new, {report.merged} merged, {report.superseded} superseded, "
+            f"{report.linked} linked"
+        )
+    return SystemResult(name, "lightmem", dict(options), stats, LightMemRetriever(mem))
 
 
 def build_baselines(

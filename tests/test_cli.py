@@ -504,3 +504,27 @@ def test_importing_the_cli_loads_no_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_consolidate(cli: Invoke) -> None:
+    ok(cli("add", "alice", "I live in Paris.", "--speaker", "Alice", "--turn-id", "t1"))
+    ok(cli("add", "alice", "I love hiking in the mountains.", "--speaker", "Alice"))
+    ok(cli("add", "bob", "I work at Acme Corp.", "--speaker", "Bob"))
+    dry = as_json(cli("consolidate", "--dry-run", "--json"))
+    assert dry["dry_run"] is True
+    assert (dry["users"], dry["entries"], dry["new"]) == (2, 3, 3)
+    assert as_json(cli("stats", "--json"))["ltm"] == 0  # a dry run writes nothing
+    one = ok(cli("consolidate", "--user", "alice"))
+    assert "Consolidated 2 entries of 1 user" in one.stdout
+    assert "2 new" in one.stdout
+    rest = as_json(cli("consolidate", "--json"))
+    assert (rest["entries"], rest["new"]) == (1, 1)
+    assert as_json(cli("stats", "--json"))["ltm"] == 3
+    again = as_json(cli("consolidate", "--json"))
+    assert again["entries"] == again["new"] == 0
+    hits = as_json(cli("search", "alice", "Where does Alice live?", "--json"))["hits"]
+    assert "Alice lives in Paris." in [h["text"] for h in hits]
+
+
+def test_consolidate_rejects_a_bad_user(cli: Invoke) -> None:
+    assert_reported_error(cli("consolidate", "--user", " padded "), "user_id")
