@@ -100,6 +100,9 @@ class LightMemConfig:
     superseded_penalty: float = 1.0
     """Score taken from superseded records in re-ranking, unless the query asks about the
     past ("before", "used to"): the current version of a fact comes first."""
+    share_knowledge: bool = False
+    """Opt-in: consolidation shares general statements (about the world, not a person),
+    de-identified, and every user's search can find them. Off: nothing leaves a user."""
 
     def __post_init__(self) -> None:
         positive_ints = {

@@ -54,6 +54,7 @@ from .consolidation import (
     consolidate_user,
     drive,
 )
+from .consolidation.shared import SHARED_USER
 from .embedding import Embedder, resolve_embedder
 from .retrieval import (
     LocalReranker,
@@ -88,6 +89,7 @@ _QUERY_CACHE_SIZE = 256
 _TOKEN_CACHE_SIZE = 200_000
 _DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
 _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
+_SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
 _LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
 _HOST = socket.gethostname()
 
@@ -563,6 +565,20 @@ class LightMem:
                     user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
                 )
             )
+        shared: dict[str, Memory] = {}
+        shared_vectors: Mapping[str, Sequence[float]] = {}
+        if self.config.share_knowledge and (tiers is None or Tier.LTM in tiers):
+            # Opt-in shared knowledge (de-identified, owned by no user) competes as LTM.
+            found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL)
+            dense.append(found_shared)
+            lexical_shared = self._records.lexical_search(
+                SHARED_USER, plan.terms, limit=_SHARED_POOL
+            )
+            lexical.append(lexical_shared)
+            shared_ids = list(dict.fromkeys(i for i, _ in [*found_shared, *lexical_shared]))
+            shared = self._records.get_memories(SHARED_USER, shared_ids)
+            shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
+            deep_lexical = [*deep_lexical, *lexical_shared]
         stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
         ids = [c.memory_id for c in stage1]
         if self.config.use_reranker:
@@ -581,7 +597,7 @@ class LightMem:
             candidates = score_pool(
                 ids,
                 query_vectors,
-                {**inline, **self._records.vectors(user, ids)},
+                {**inline, **shared_vectors, **self._records.vectors(user, ids)},
                 dict(deep_lexical),
                 context,
                 {c.memory_id: c.fused for c in stage1},
@@ -590,8 +606,9 @@ class LightMem:
             candidates = stage1
         memories = {
             memory_id: memory
-            for memory_id, memory in self._records.get_memories(user, ids).items()
-            if self._admissible(memory, tiers=tiers, as_of=as_of, exclude_sources=exclude_sources)
+            for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
+            if memory_id in ids
+            and self._admissible(memory, tiers=tiers, as_of=as_of, exclude_sources=exclude_sources)
         }
         if self.config.use_reranker:
             ranked = self._reranker.rerank(plan, candidates, memories)
@@ -911,7 +928,7 @@ class LightMem:
     def consolidation_backlog(self, user_id: str | None = None) -> int:
         """MTM entries not yet consolidated (for one user, or the whole store)."""
         self._ensure_open()
-        users = [check.user_id(user_id)] if user_id is not None else self._records.users()
+        users = [check.user_id(user_id)] if user_id is not None else self.users()
         return sum(
             self._records.count_new_evidence(u, after_seq=self._records.consolidation_state(u)[0])
             for u in users
@@ -920,7 +937,7 @@ class LightMem:
     def _consolidation_targets(
         self, user_id: str | None, now: datetime | str | float | None
     ) -> tuple[list[str], datetime]:
-        users = [check.user_id(user_id)] if user_id is not None else self._records.users()
+        users = [check.user_id(user_id)] if user_id is not None else self.users()
         clock = check.timestamp(now, what="now") if now is not None else datetime.now(UTC)
         return users, clock
 
@@ -979,6 +996,7 @@ class LightMem:
                 since_last_run=last_run is not None,
                 now=now,
                 settings=self._settings(),
+                share_names=(user, *self._speakers(user)) if self.config.share_knowledge else None,
             )
         except BaseException:
             self._end_consolidation(user, dry_run, lock_only=dry_run)
@@ -1045,6 +1063,7 @@ class LightMem:
             archived=counts["archived"],
             deleted=counts["deleted"],
             evicted=counts["evicted"],
+            shared=counts["shared"],
             seconds=time.perf_counter() - started,
             model_calls=model_calls,
             dry_run=dry_run,
@@ -1060,7 +1079,7 @@ class LightMem:
         if user is not None:
             result["vectors"] = self._vectors().count(user)
         else:
-            result["users"] = len(self._records.users())
+            result["users"] = len(self.users())
             result["path"] = str(self.path)
             result["vector_index"] = self.config.chroma_url or (
                 f"http://{self.config.chroma_host}:{self.config.chroma_port}"
@@ -1076,7 +1095,22 @@ class LightMem:
     def users(self) -> list[str]:
         """Every user id in the store (an operator's call: it lists, it reveals no content)."""
         self._ensure_open()
-        return self._records.users()
+        return [u for u in self._records.users() if u != SHARED_USER]
+
+    def clear_shared_knowledge(self) -> ForgetReceipt:
+        """Erase all shared knowledge (see ``share_knowledge``), as ``forget`` erases a user."""
+        self._ensure_open()
+        with self._indexer.exclusive():
+            deleted = self._records.delete_user(SHARED_USER)
+            vectors = self._vectors().delete_user(SHARED_USER)
+        return ForgetReceipt(
+            user_id=SHARED_USER,
+            turns=deleted.turns,
+            memories=deleted.memories,
+            vectors=vectors,
+            fts_rows=deleted.fts_rows,
+            completed_at=datetime.now(UTC),
+        )
 
     def flush(self) -> int:
         """Index every pending memory now; returns how many were indexed."""

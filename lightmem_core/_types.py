@@ -255,6 +255,8 @@ class ConsolidationReport:
     """Archived records deleted at the end of their TTL."""
     evicted: int
     """MTM entries evicted to keep each user within ``mtm_capacity``."""
+    shared: int
+    """De-identified statements added to (or reinforced in) shared knowledge (opt-in)."""
     seconds: float
     model_calls: int
     """Language-model calls made (0 with the local abstractor)."""
@@ -276,6 +278,7 @@ class ConsolidationReport:
                 self.archived,
                 self.deleted,
                 self.evicted,
+                self.shared,
             )
         )
 
@@ -291,6 +294,7 @@ class ConsolidationReport:
             "archived": self.archived,
             "deleted": self.deleted,
             "evicted": self.evicted,
+            "shared": self.shared,
             "seconds": round(self.seconds, 3),
             "model_calls": self.model_calls,
             "dry_run": self.dry_run,

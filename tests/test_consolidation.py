@@ -35,6 +35,7 @@ from lightmem_core.consolidation import (
     drive,
 )
 from lightmem_core.consolidation.plan import Abstract, Apply, Commit, Embed, NewEvidence
+from lightmem_core.consolidation.shared import SHARED_USER
 from lightmem_core.store import ConsolidationChanges, Evidence
 from lightmem_core.testing import HashingEmbedder
 
@@ -194,9 +195,11 @@ def test_a_contradiction_supersedes_and_keeps_history(mem: LightMem) -> None:
     assert old.valid_to is not None
     before = mem.search("alice", "Where did Alice live before?", tiers=["ltm"])
     assert paris["text"] in [h.text for h in before[:2]]
+    # The old turn itself is in the context, marked: the long-term record drawn from it
+    # would repeat it, so it is not packed again.
     context = mem.get_context("alice", "Where did Alice live before Berlin?")
-    assert '"Alice lives in Paris."' in context
-    assert "superseded 2024-02-01" in context
+    assert '[2023-01-02, Alice, mtm, superseded] "I live in Paris."' in context
+    assert '"Alice lives in Paris."' not in context
 
 
 def test_older_evidence_of_a_changed_fact_is_filed_as_history(mem: LightMem) -> None:
@@ -529,3 +532,84 @@ def test_a_run_killed_at_any_point_resumes_to_the_same_ltm(tmp_path: Path) -> No
         resumed = _run_workload(path)
         assert resumed.returncode == 0, resumed.stderr
         assert _final_ltm(path) == expected, f"seed {seed}, killed at {kill_at:.3f} s"
+
+
+# --- opt-in shared knowledge ------------------------------------------------------------------------
+
+_GENERAL = (
+    "The city museum is closed on Mondays. The museum hotline is +1 555 123 4567 and the "
+    "email is info@museum.org. Alice is the best painter in town. The best painter in town "
+    "is Bob. My museum card number is 12345678."
+)
+
+
+def _shared_rows(mem: LightMem) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(mem.path / "records.sqlite3")
+    try:
+        return conn.execute(
+            "SELECT m.text, m.kind, m.metadata, (SELECT count(*) FROM memory_sources s "
+            "WHERE s.memory_id = m.id) FROM memories m WHERE m.user_id = ? ORDER BY m.text",
+            (SHARED_USER,),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_nothing_is_shared_by_default(mem: LightMem) -> None:
+    mem.add("ann", _GENERAL, speaker="Ann")
+    report = mem.consolidate(now=NOW)
+    assert report.shared == 0
+    assert _shared_rows(mem) == []
+    # General statements do not go into a user's LTM either; personal ones do.
+    assert [m["text"] for m in _ltm(mem, "ann")] == ["Ann's museum card number is 12345678."]
+
+
+def test_shared_knowledge_is_opt_in_and_de_identified(tmp_path: Path) -> None:
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder(), share_knowledge=True) as mem:
+        mem.add("ann", _GENERAL, speaker="Ann", turn_id="t1")
+        mem.add("bob", "I like museums.", speaker="Bob")
+        report = mem.consolidate(now=NOW)
+        assert report.shared == 2
+        # Contact details scrubbed; anything naming someone, or personal, stays home; no
+        # provenance, no metadata: nothing points back to ann.
+        assert _shared_rows(mem) == [
+            ("The city museum is closed on Mondays.", "shared", "{}", 0),
+            ("The museum hotline is [phone] and the email is [email].", "shared", "{}", 0),
+        ]
+        hits = mem.search("bob", "When is the museum closed?")
+        shared = [h for h in hits if h.kind == "shared"]
+        assert shared[0].text == "The city museum is closed on Mondays."
+        assert all(h.source_ids == () for h in shared)
+        assert SHARED_USER not in mem.users()
+        # The same statement from another user reinforces the record instead of copying it.
+        mem.add("cy", "The city museum is closed on Mondays.", speaker="Cy")
+        assert mem.consolidate("cy", now=NOW).shared == 1
+        assert len(_shared_rows(mem)) == 2
+        assert mem.clear_shared_knowledge().memories["ltm"] == 2
+        assert _shared_rows(mem) == []
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder()) as private:
+        mem_hits = private.search("bob", "When is the museum closed?")
+        assert all(h.kind != "shared" for h in mem_hits)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "shared"),
+    [
+        ("The bakery opens at seven on Sundays.", "The bakery opens at seven on Sundays."),
+        ("The support line is 020 7946 0958.", "The support line is [phone]."),
+        (
+            "A ticket costs 12 euros at www.example.com/tickets.",
+            "A ticket costs 12 euros at [link].",
+        ),
+        ("The Louvre is closed on Tuesdays.", None),  # could be a name: not shared
+        ("The doctor said he is fine.", None),
+        ("Its entrance is on the left.", None),
+    ],
+)
+def test_only_general_statements_without_names_are_shared(
+    sentence: str, shared: str | None
+) -> None:
+    from lightmem_core.consolidation.shared import deidentify, is_general
+
+    result = deidentify(sentence, names=["Ann"]) if is_general(sentence) else None
+    assert result == shared

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from ..store import Evidence
+from .shared import is_general
 
 __all__ = ["Abstractor", "KnowledgeCandidate", "LocalAbstractor"]
 
@@ -43,6 +44,9 @@ class KnowledgeCandidate:
     """When it happened or became true (the evidence's time when not said)."""
     confidence: float = 0.5
     """How sure the abstractor is (0-1)."""
+    general: bool = False
+    """About the world, not a person: a candidate for opt-in shared knowledge (never kept in
+    the user's own long-term memory)."""
 
     @property
     def slot(self) -> str | None:
@@ -332,6 +336,9 @@ class LocalAbstractor:
         if not (_MIN_WORDS <= len(words) <= _MAX_WORDS) or sentence.endswith("?"):
             return None
         match = _FIRST_PERSON.match(sentence)
+        if match is None and is_general(sentence):
+            text = sentence.rstrip(" .!;,") + "."
+            return KnowledgeCandidate(text=text, kind="fact", general=True, confidence=0.5)
         if match is None or _SECOND_PERSON.search(sentence):
             return None
         clause = sentence[match.start("start") :]

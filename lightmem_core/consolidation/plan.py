@@ -34,6 +34,7 @@ from typing import Any
 from .._types import Memory, Status, Tier
 from ..store import ConsolidationChanges, Evidence, NewRecord, RecordChange
 from .abstractor import KnowledgeCandidate
+from .shared import SHARED_USER, deidentify
 
 __all__ = [
     "Abstract",
@@ -49,6 +50,7 @@ __all__ = [
     "SameSlot",
     "Similar",
     "consolidate_user",
+    "shared_record_id",
 ]
 
 
@@ -110,6 +112,8 @@ class Similar:
 
     vector: Sequence[float]
     k: int
+    owner: str | None = None
+    """Whose records: the user's (``None``) or the shared knowledge's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ class Apply:
     changes: ConsolidationChanges
     vectors: dict[str, Sequence[float]] = field(default_factory=dict)
     """Vectors of the records inserted by this step."""
+    owner: str | None = None
+    """Whose records the changes are: the user's (``None``) or the shared knowledge's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +204,13 @@ def consolidate_user(
     since_last_run: bool,
     now: datetime,
     settings: ConsolidationSettings,
+    share_names: Sequence[str] | None = None,
 ) -> Generator[Any, Any, Counter[str]]:
     """Consolidate one user's new evidence; returns the counts of what was done.
 
     ``since_last_run``: the user was consolidated before, so re-activated entries count.
+    ``share_names``: share general knowledge, de-identified, never mentioning these names
+    (``None``: share nothing).
     """
     counts: Counter[str] = Counter()
     after = watermark
@@ -209,7 +218,8 @@ def consolidate_user(
         batch: list[Evidence] = yield NewEvidence(after, settings.batch_size)
         if not batch:
             break
-        per_entry: list[list[KnowledgeCandidate]] = yield Abstract(batch)
+        found_per_entry: list[list[KnowledgeCandidate]] = yield Abstract(batch)
+        per_entry = [_shareable_or_personal(f, share_names) for f in found_per_entry]
         flat = [c for found in per_entry for c in found]
         vectors: list[list[float]] = (yield Embed([c.text for c in flat])) if flat else []
         position = 0
@@ -217,6 +227,18 @@ def consolidate_user(
             for index, candidate in enumerate(found):
                 vector = vectors[position]
                 position += 1
+                if candidate.general:
+                    similar = yield Similar(vector, settings.neighbours, owner=SHARED_USER)
+                    shared = _integrate_shared(candidate, similar, now=now, settings=settings)
+                    counts.update(shared.counts)
+                    yield Apply(
+                        ConsolidationChanges(
+                            inserts=shared.inserts, changes=shared.changes, at=now
+                        ),
+                        {new.memory.id: vector for new in shared.inserts},
+                        owner=SHARED_USER,
+                    )
+                    continue
                 same_slot = (yield SameSlot(candidate.slot)) if candidate.slot else []
                 similar = yield Similar(vector, settings.neighbours)
                 outcome = _integrate(
@@ -333,6 +355,67 @@ def _integrate(
         if similarity >= settings.link_similarity and memory.id != new.memory.id:
             outcome.links.append((new.memory.id, memory.id, "related"))
             outcome.counts["linked"] += 1
+    return outcome
+
+
+def _shareable_or_personal(
+    found: list[KnowledgeCandidate], share_names: Sequence[str] | None
+) -> list[KnowledgeCandidate]:
+    """Personal candidates as they are; general ones de-identified when sharing is on (and
+    dropped otherwise, or when they cannot be shared safely)."""
+    kept = []
+    for candidate in found:
+        if not candidate.general:
+            kept.append(candidate)
+        elif share_names is not None:
+            text = deidentify(candidate.text, names=share_names)
+            if text is not None:
+                kept.append(replace(candidate, text=text))
+    return kept
+
+
+def shared_record_id(text: str) -> str:
+    """The same statement from any user is one shared record."""
+    normal = " ".join(text.casefold().split())
+    return "shared-" + hashlib.sha256(normal.encode()).hexdigest()[:28]
+
+
+def _integrate_shared(
+    candidate: KnowledgeCandidate,
+    similar: list[tuple[Memory, float]],
+    *,
+    now: datetime,
+    settings: ConsolidationSettings,
+) -> _Outcome:
+    """Merge a de-identified statement into shared knowledge, or add it. Shared records
+    keep no provenance and do not decay."""
+    outcome = _Outcome()
+    for memory, similarity in similar:
+        if similarity >= settings.merge_similarity and memory.status is Status.ACTIVE:
+            outcome.changes.append(
+                _state(
+                    memory,
+                    confidence=combine(memory.confidence, candidate.confidence),
+                    support=memory.support + 1,
+                    last_supported=now,
+                    due=None,
+                )
+            )
+            outcome.counts["shared"] += 1
+            return outcome
+    memory = Memory(
+        id=shared_record_id(candidate.text),
+        user_id=SHARED_USER,
+        tier=Tier.LTM,
+        kind="shared",
+        text=candidate.text,
+        timestamp=None,
+        created_at=now,
+        confidence=candidate.confidence,
+        last_supported=now,
+    )
+    outcome.inserts.append(NewRecord(memory, None, None))
+    outcome.counts["shared"] += 1
     return outcome
 
 

@@ -35,6 +35,7 @@ from .plan import (
     SameSlot,
     Similar,
 )
+from .shared import SHARED_USER
 
 __all__ = ["StoreHandler", "adrive", "drive"]
 
@@ -106,6 +107,7 @@ class StoreHandler:
         self._deleted: set[str] = set()
         self._consolidated: list[str] = []
         self._staged = ConsolidationChanges()
+        self._staged_shared = ConsolidationChanges()
         self._staged_vectors: dict[str, Sequence[float]] = {}
 
     def preload_pending(self, embedder: Embedder) -> None:
@@ -169,18 +171,18 @@ class StoreHandler:
         return {i: self._overlay.get(i, m) for i, m in memories.items() if i not in self._deleted}
 
     def _similar(self, request: Similar) -> list[tuple[Memory, float]]:
+        owner = request.owner or self.user_id
         # The index is approximate: ask it for more, then score exactly with the stored
         # vectors, so the same store gives the same decisions however its index was built.
         found = dict(
-            self._vectors().query(
-                self.user_id, request.vector, k=2 * request.k, where={"tier": "ltm"}
-            )
+            self._vectors().query(owner, request.vector, k=2 * request.k, where={"tier": "ltm"})
         )
-        stored = self._records.vectors(self.user_id, list(found))
+        stored = self._records.vectors(owner, list(found))
+        mine = {i: v for i, v in self._overlay_vectors.items() if self._overlay[i].user_id == owner}
         scores = {**found, **cosine_scores([request.vector], stored)}
-        scores.update(cosine_scores([request.vector], self._overlay_vectors))
-        memories = self._current(self._records.get_memories(self.user_id, list(found)))
-        memories.update({i: self._overlay[i] for i in self._overlay_vectors})
+        scores.update(cosine_scores([request.vector], mine))
+        memories = self._current(self._records.get_memories(owner, list(found)))
+        memories.update({i: self._overlay[i] for i in mine})
         ranked = [
             (memories[i], score)
             for i, score in scores.items()
@@ -228,7 +230,7 @@ class StoreHandler:
 
     def _apply(self, request: Apply) -> None:
         changes = request.changes
-        staged = self._staged
+        staged = self._staged if request.owner is None else self._staged_shared
         staged.inserts += changes.inserts
         staged.links += changes.links
         staged.deletes += changes.deletes
@@ -244,9 +246,8 @@ class StoreHandler:
         for change in changes.changes:
             base = self._overlay.get(change.memory_id)
             if base is None:
-                base = self._records.get_memories(self.user_id, [change.memory_id])[
-                    change.memory_id
-                ]
+                owner = request.owner or self.user_id
+                base = self._records.get_memories(owner, [change.memory_id])[change.memory_id]
             self._overlay[change.memory_id] = replace(
                 base,
                 status=change.status,
@@ -263,18 +264,23 @@ class StoreHandler:
         self._on_entries(len(changes.consolidated))
 
     def _commit(self, request: Commit) -> None:
-        staged, vectors = self._staged, self._staged_vectors
-        self._staged, self._staged_vectors = ConsolidationChanges(), {}
+        staged, shared, vectors = self._staged, self._staged_shared, self._staged_vectors
+        self._staged, self._staged_shared = ConsolidationChanges(), ConsolidationChanges()
+        self._staged_vectors = {}
         if self.dry_run:
             return  # the overlay keeps the run's effects for its later look-ups
         if request.finished:
             staged.finished_at = self._clock()
-        self._records.apply_consolidation(self.user_id, staged)
-        inserted = [new.memory for new in staged.inserts if new.memory.id not in self._deleted]
-        if inserted:
-            self._index_vectors(
-                [PendingVector.of(m) for m in inserted], [vectors[m.id] for m in inserted]
-            )
+        has_shared = bool(shared.inserts or shared.changes)
+        self._records.apply_consolidation(
+            self.user_id, staged, shared=(SHARED_USER, shared) if has_shared else None
+        )
+        for new_records in (staged.inserts, shared.inserts):
+            inserted = [n.memory for n in new_records if n.memory.id not in self._deleted]
+            if inserted:
+                self._index_vectors(
+                    [PendingVector.of(m) for m in inserted], [vectors[m.id] for m in inserted]
+                )
         if staged.deletes:
             # After the commit: the records are gone, so a vector left by a crash here is an
             # orphan no search can resolve to any text.

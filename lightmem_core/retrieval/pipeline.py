@@ -300,10 +300,12 @@ def pack_to_budget(
     """Greedily keep the best items that fit ``token_budget``, at most ``k`` of them.
 
     An exact duplicate of a kept item is not kept again; its source ids join the kept
-    item's. Returns the kept ``(memory, score, tokens)`` and how many ranked items were left
-    out."""
+    item's. A long-term record whose evidence turns are all among the kept items' sources is
+    not kept either: the conversation it was drawn from is already there. Returns the kept
+    ``(memory, score, tokens)`` and how many ranked items were left out."""
     kept: list[tuple[Memory, float, int]] = []
     seen: dict[str, int] = {}  # text -> its place in kept
+    covered: set[str] = set()  # source turns of the kept items
     used = 0
     omitted = 0
     misfits = 0  # consecutive items too large for what is left
@@ -318,6 +320,9 @@ def pack_to_budget(
             sources = tuple(dict.fromkeys([*first.source_ids, *memory.source_ids]))
             kept[seen[key]] = (replace(first, source_ids=sources), first_score, first_tokens)
             continue
+        if memory.tier is Tier.LTM and memory.source_ids and covered.issuperset(memory.source_ids):
+            omitted += 1
+            continue
         tokens = cost(memory)
         if used + tokens > token_budget:
             omitted += 1
@@ -325,6 +330,7 @@ def pack_to_budget(
             continue
         misfits = 0
         seen[key] = len(kept)
+        covered.update(memory.source_ids)
         kept.append((memory, score, tokens))
         used += tokens
     return kept, omitted

@@ -241,8 +241,15 @@ class RecordStore(Protocol):
         """MTM entries beyond ``capacity``, consolidated ones only, stale and unused first."""
         ...
 
-    def apply_consolidation(self, user_id: str, changes: ConsolidationChanges) -> None:
-        """Write one consolidation step atomically."""
+    def apply_consolidation(
+        self,
+        user_id: str,
+        changes: ConsolidationChanges,
+        *,
+        shared: tuple[str, ConsolidationChanges] | None = None,
+    ) -> None:
+        """Write one consolidation step atomically, with the ``(owner, changes)`` of shared
+        knowledge it produced, if any, in the same transaction."""
         ...
 
     def acquire_lease(

@@ -775,98 +775,105 @@ class SQLiteRecordStore:
         )
         return [row[0] for row in rows]
 
-    def apply_consolidation(self, user_id: str, changes: ConsolidationChanges) -> None:
-        at = _epoch(changes.at) or datetime.now(UTC).timestamp()
+    def apply_consolidation(
+        self,
+        user_id: str,
+        changes: ConsolidationChanges,
+        *,
+        shared: tuple[str, ConsolidationChanges] | None = None,
+    ) -> None:
         with self._write() as cur:
-            if changes.consolidated:
-                # The evidence must still exist: a user forgotten (or entries evicted) by
-                # another process mid-run must not get knowledge written back.
-                marks = ",".join("?" * len(changes.consolidated))
-                alive = cur.execute(
-                    f"SELECT count(*) FROM memories WHERE id IN ({marks}) AND user_id = ?",
-                    (*changes.consolidated, user_id),
-                ).fetchone()[0]
-                if alive != len(set(changes.consolidated)):
-                    raise StorageError(
-                        "the evidence of this consolidation step was deleted meanwhile "
-                        "(forget or eviction by another process); run it again"
-                    )
-            for new in changes.inserts:
-                if new.memory.user_id != user_id:
-                    raise StorageError("a consolidation step wrote a record for another user")
-                self._insert_memory(
-                    cur, new.memory, None, due_at=new.due_at, slot_value=new.slot_value
+            self._apply_step(cur, user_id, changes)
+            if shared is not None:
+                self._apply_step(cur, *shared)
+
+    def _apply_step(self, cur: sqlite3.Cursor, user_id: str, changes: ConsolidationChanges) -> None:
+        at = _epoch(changes.at) or datetime.now(UTC).timestamp()
+        if changes.consolidated:
+            # The evidence must still exist: a user forgotten (or entries evicted) by
+            # another process mid-run must not get knowledge written back.
+            marks = ",".join("?" * len(changes.consolidated))
+            alive = cur.execute(
+                f"SELECT count(*) FROM memories WHERE id IN ({marks}) AND user_id = ?",
+                (*changes.consolidated, user_id),
+            ).fetchone()[0]
+            if alive != len(set(changes.consolidated)):
+                raise StorageError(
+                    "the evidence of this consolidation step was deleted meanwhile "
+                    "(forget or eviction by another process); run it again"
                 )
-            for change in changes.changes:
-                cur.execute(
-                    "UPDATE memories SET status = ?, confidence = ?, support = ?, "
-                    "last_supported = ?, due_at = ?, valid_to = ?, superseded_by = ? "
-                    "WHERE id = ? AND user_id = ?",
-                    (
-                        change.status.value,
-                        change.confidence,
-                        change.support,
-                        _epoch(change.last_supported),
-                        _epoch(change.due_at),
-                        _epoch(change.valid_to),
-                        change.superseded_by,
-                        change.memory_id,
-                        user_id,
-                    ),
-                )
-                cur.executemany(
-                    "INSERT OR IGNORE INTO memory_sources (memory_id, turn_id) VALUES (?, ?)",
-                    [(change.memory_id, turn_id) for turn_id in change.add_sources],
-                )
-            # The turns behind a superseded fact are out of date too: their MTM entries rank
-            # below the current version, like the record itself.
-            outdated = [
-                (c.superseded_by, c.memory_id)
-                for c in changes.changes
-                if c.status is Status.SUPERSEDED
-            ]
-            outdated += [
-                (n.memory.superseded_by, n.memory.id)
-                for n in changes.inserts
-                if n.memory.status is Status.SUPERSEDED
-            ]
-            cur.executemany(
-                "UPDATE memories SET status = 'superseded', superseded_by = ? "
-                "WHERE user_id = ? AND tier = 'mtm' AND id IN (SELECT e.memory_id "
-                "FROM memory_sources r JOIN memory_sources e ON e.turn_id = r.turn_id "
-                "WHERE r.memory_id = ?)",
-                [(successor, user_id, memory_id) for successor, memory_id in outdated],
+        for new in changes.inserts:
+            if new.memory.user_id != user_id:
+                raise StorageError("a consolidation step wrote a record for another user")
+            self._insert_memory(cur, new.memory, None, due_at=new.due_at, slot_value=new.slot_value)
+        for change in changes.changes:
+            cur.execute(
+                "UPDATE memories SET status = ?, confidence = ?, support = ?, "
+                "last_supported = ?, due_at = ?, valid_to = ?, superseded_by = ? "
+                "WHERE id = ? AND user_id = ?",
+                (
+                    change.status.value,
+                    change.confidence,
+                    change.support,
+                    _epoch(change.last_supported),
+                    _epoch(change.due_at),
+                    _epoch(change.valid_to),
+                    change.superseded_by,
+                    change.memory_id,
+                    user_id,
+                ),
             )
-            # Links are written only between two records of this user, checked by the join.
             cur.executemany(
-                "INSERT OR IGNORE INTO memory_links (user_id, source, target, relation) "
-                "SELECT ?, a.id, b.id, ? FROM memories a, memories b "
-                "WHERE a.id = ? AND b.id = ? AND a.user_id = ? AND b.user_id = ? AND a.id != b.id",
-                [(user_id, rel, src, dst, user_id, user_id) for src, dst, rel in changes.links],
+                "INSERT OR IGNORE INTO memory_sources (memory_id, turn_id) VALUES (?, ?)",
+                [(change.memory_id, turn_id) for turn_id in change.add_sources],
             )
-            if changes.deletes:
-                self._delete_memories(cur, user_id, changes.deletes)
-            if changes.consolidated:
-                cur.executemany(
-                    "UPDATE memories SET consolidated_at = ? WHERE id = ? AND user_id = ?",
-                    [(at, memory_id, user_id) for memory_id in changes.consolidated],
-                )
-            if changes.watermark is not None or changes.finished_at is not None:
-                cur.execute(
-                    "INSERT INTO consolidation_state (user_id) VALUES (?) "
-                    "ON CONFLICT (user_id) DO NOTHING",
-                    (user_id,),
-                )
-            if changes.watermark is not None:
-                cur.execute(
-                    "UPDATE consolidation_state SET watermark = max(watermark, ?) WHERE user_id = ?",
-                    (changes.watermark, user_id),
-                )
-            if changes.finished_at is not None:
-                cur.execute(
-                    "UPDATE consolidation_state SET last_run = ? WHERE user_id = ?",
-                    (changes.finished_at.timestamp(), user_id),
-                )
+        # The turns behind a superseded fact are out of date too: their MTM entries rank
+        # below the current version, like the record itself.
+        outdated = [
+            (c.superseded_by, c.memory_id) for c in changes.changes if c.status is Status.SUPERSEDED
+        ]
+        outdated += [
+            (n.memory.superseded_by, n.memory.id)
+            for n in changes.inserts
+            if n.memory.status is Status.SUPERSEDED
+        ]
+        cur.executemany(
+            "UPDATE memories SET status = 'superseded', superseded_by = ? "
+            "WHERE user_id = ? AND tier = 'mtm' AND id IN (SELECT e.memory_id "
+            "FROM memory_sources r JOIN memory_sources e ON e.turn_id = r.turn_id "
+            "WHERE r.memory_id = ?)",
+            [(successor, user_id, memory_id) for successor, memory_id in outdated],
+        )
+        # Links are written only between two records of this user, checked by the join.
+        cur.executemany(
+            "INSERT OR IGNORE INTO memory_links (user_id, source, target, relation) "
+            "SELECT ?, a.id, b.id, ? FROM memories a, memories b "
+            "WHERE a.id = ? AND b.id = ? AND a.user_id = ? AND b.user_id = ? AND a.id != b.id",
+            [(user_id, rel, src, dst, user_id, user_id) for src, dst, rel in changes.links],
+        )
+        if changes.deletes:
+            self._delete_memories(cur, user_id, changes.deletes)
+        if changes.consolidated:
+            cur.executemany(
+                "UPDATE memories SET consolidated_at = ? WHERE id = ? AND user_id = ?",
+                [(at, memory_id, user_id) for memory_id in changes.consolidated],
+            )
+        if changes.watermark is not None or changes.finished_at is not None:
+            cur.execute(
+                "INSERT INTO consolidation_state (user_id) VALUES (?) "
+                "ON CONFLICT (user_id) DO NOTHING",
+                (user_id,),
+            )
+        if changes.watermark is not None:
+            cur.execute(
+                "UPDATE consolidation_state SET watermark = max(watermark, ?) WHERE user_id = ?",
+                (changes.watermark, user_id),
+            )
+        if changes.finished_at is not None:
+            cur.execute(
+                "UPDATE consolidation_state SET last_run = ? WHERE user_id = ?",
+                (changes.finished_at.timestamp(), user_id),
+            )
 
     @staticmethod
     def _delete_memories(cur: sqlite3.Cursor, user_id: str, memory_ids: Sequence[str]) -> None:
