@@ -173,9 +173,12 @@ class StoreHandler:
     def _similar(self, request: Similar) -> list[tuple[Memory, float]]:
         owner = request.owner or self.user_id
         # The index is approximate: ask it for more, then score exactly with the stored
-        # vectors, so the same store gives the same decisions however its index was built.
+        # vectors and break ties by id, so the same store gives the same decisions however
+        # its index was built (a resumed run builds it in another order).
         found = dict(
-            self._vectors().query(owner, request.vector, k=2 * request.k, where={"tier": "ltm"})
+            self._vectors().query(
+                owner, request.vector, k=max(4 * request.k, 32), where={"tier": "ltm"}
+            )
         )
         stored = self._records.vectors(owner, list(found))
         mine = {i: v for i, v in self._overlay_vectors.items() if self._overlay[i].user_id == owner}

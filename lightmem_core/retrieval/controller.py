@@ -124,6 +124,7 @@ _ANCHOR = re.compile(
     re.I,
 )
 _PARSER_LOCK = threading.Lock()
+_SEARCH_LOCK = threading.Lock()
 _parser: Any = None
 
 
@@ -173,7 +174,8 @@ def resolve_window(query: str, now: datetime) -> TimeWindow | None:
         "PREFER_DATES_FROM": "past",
         "RETURN_AS_TIMEZONE_AWARE": False,
     }
-    found = search_dates(query, languages=["en"], settings=settings) or []
+    with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
+        found = search_dates(query, languages=["en"], settings=settings) or []
     parser = _date_parser()
     for expression, moment in found:
         words = expression.strip()
@@ -181,7 +183,8 @@ def resolve_window(query: str, now: datetime) -> TimeWindow | None:
             continue  # a bare number ("3 kids") is not a date
         if len(words) < 3 or not _TIME_HINT.search(words):
             continue  # dateparser reads "we" as Wednesday and "may" as May
-        found_period = getattr(parser.get_date_data(expression), "period", None)
+        with _SEARCH_LOCK:
+            found_period = getattr(parser.get_date_data(expression), "period", None)
         period: Period = found_period if found_period in ("day", "week", "month", "year") else "day"
         start, end = window_around(moment.replace(tzinfo=UTC), period)
         return TimeWindow(start, end, expression)

@@ -6,6 +6,12 @@ user's collection and its files, and query latency does not grow with other user
 Each vector also carries its ``user_id`` in metadata (for operators); the engine re-reads every
 hit from the record store by user id, so no query can surface another user's memory.
 
+Each user has two collections: mid-term entries, and long-term records. A filtered query
+in Chroma evaluates its filter over every row before the vector search, so looking up
+long-term records inside one mixed collection costs in proportion to the user's whole
+memory; in a collection of their own it is a plain nearest-neighbour search (consolidation
+does one per candidate). Queries that want both tiers ask both and merge.
+
 Collection names are a hash of the user id, so user ids never appear in file or
 collection names. We always pass embeddings ourselves: Chroma's default embedding function
 (which would download a model) is never used.
@@ -53,7 +59,7 @@ class ChromaVectorIndex:
         if (path is None) == (server is None):
             raise ValueError("give exactly one of path or server")
         self._prefix = prefix
-        self._collections: dict[str, Collection] = {}
+        self._collections: dict[tuple[str, str], Collection] = {}
         self._lock = threading.Lock()
         chromadb = _chromadb()
         from chromadb.config import Settings
@@ -78,19 +84,27 @@ class ChromaVectorIndex:
                 f"cannot open the Chroma vector index at {path or server}: {err}"
             ) from err
 
-    def collection_name(self, user_id: str) -> str:
-        return f"{self._prefix}_{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:40]}"
+    def collection_name(self, user_id: str, tier: str = "mtm") -> str:
+        base = f"{self._prefix}_{hashlib.sha256(user_id.encode('utf-8')).hexdigest()[:40]}"
+        return base if tier == "mtm" else f"{base}_{tier}"
 
-    def _collection(self, user_id: str, *, create: bool) -> Collection | None:
+    def _collection(self, user_id: str, tier: str, *, create: bool) -> Collection | None:
+        key = (user_id, tier)
         with self._lock:
-            cached = self._collections.get(user_id)
+            cached = self._collections.get(key)
         if cached is not None:
             return cached
-        name = self.collection_name(user_id)
+        name = self.collection_name(user_id, tier)
         try:
             if create:
+                metadata: dict[str, Any] = {"hnsw:space": "cosine"}
+                if tier == "ltm":
+                    # Consolidation asks for few neighbours; at HNSW's default breadth (10)
+                    # the answer would depend on the order records were inserted in, and
+                    # a resumed run must decide exactly as an uninterrupted one.
+                    metadata["hnsw:search_ef"] = 100
                 collection = self._client.get_or_create_collection(
-                    name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                    name, embedding_function=None, metadata=metadata
                 )
             else:
                 collection = self._client.get_collection(name, embedding_function=None)
@@ -99,7 +113,7 @@ class ChromaVectorIndex:
                 return None
             raise StorageError(f"vector index error ({self.location}): {err}") from err
         with self._lock:
-            self._collections[user_id] = collection
+            self._collections[key] = collection
         return collection
 
     def upsert(
@@ -109,19 +123,21 @@ class ChromaVectorIndex:
         embeddings: Sequence[Sequence[float]],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
-        if not ids:
-            return
-        collection = self._collection(user_id, create=True)
-        assert collection is not None
-        try:
-            collection.upsert(
-                ids=list(ids),
-                embeddings=[list(map(float, e)) for e in embeddings],  # type: ignore[arg-type]
-                metadatas=[dict(m) for m in metadatas],
-            )
-        except Exception as err:
-            self._forget_handle(user_id)
-            raise StorageError(f"vector index upsert failed ({self.location}): {err}") from err
+        by_tier: dict[str, list[int]] = {}
+        for position, metadata in enumerate(metadatas):
+            by_tier.setdefault(_tier_of(metadata), []).append(position)
+        for tier, positions in by_tier.items():
+            collection = self._collection(user_id, tier, create=True)
+            assert collection is not None
+            try:
+                collection.upsert(
+                    ids=[ids[p] for p in positions],
+                    embeddings=[list(map(float, embeddings[p])) for p in positions],  # type: ignore[arg-type]
+                    metadatas=[dict(metadatas[p]) for p in positions],
+                )
+            except Exception as err:
+                self._forget_handle(user_id)
+                raise StorageError(f"vector index upsert failed ({self.location}): {err}") from err
 
     def query(
         self,
@@ -131,14 +147,32 @@ class ChromaVectorIndex:
         k: int,
         where: dict[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
-        collection = self._collection(user_id, create=False)
+        found: list[tuple[str, float]] = []
+        for tier in _tiers_wanted(where):
+            found += self._query(user_id, tier, embedding, k=k, where=where)
+        if len(found) > k:
+            found.sort(key=lambda item: item[1], reverse=True)
+            del found[k:]
+        return found
+
+    def _query(
+        self,
+        user_id: str,
+        tier: str,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        where: dict[str, Any] | None,
+    ) -> list[tuple[str, float]]:
+        collection = self._collection(user_id, tier, create=False)
         if collection is None:
             return []
         try:
             result = collection.query(
                 query_embeddings=[list(map(float, embedding))],  # type: ignore[arg-type]
                 n_results=k,
-                where=where,
+                # The tier is the collection: only the other clauses (time) filter.
+                where=_without_tier(where),
                 # No metadata: fetching it doubles the cost of a query, and isolation does not
                 # need it (the collection is the user's; rows are re-read by user id).
                 include=["distances"],
@@ -153,8 +187,12 @@ class ChromaVectorIndex:
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
     def delete(self, user_id: str, ids: Sequence[str]) -> None:
-        collection = self._collection(user_id, create=False)
-        if collection is not None and ids:
+        if not ids:
+            return
+        for tier in _TIERS:
+            collection = self._collection(user_id, tier, create=False)
+            if collection is None:
+                continue
             try:
                 collection.delete(ids=list(ids))
             except Exception as err:
@@ -163,24 +201,30 @@ class ChromaVectorIndex:
     def delete_user(self, user_id: str) -> int:
         count = self.count(user_id)
         self._forget_handle(user_id)
-        try:
-            self._client.delete_collection(self.collection_name(user_id))
-        except Exception as err:
-            if not _is_not_found(err):
-                raise StorageError(f"vector index delete failed ({self.location}): {err}") from err
+        for tier in _TIERS:
+            try:
+                self._client.delete_collection(self.collection_name(user_id, tier))
+            except Exception as err:
+                if not _is_not_found(err):
+                    raise StorageError(
+                        f"vector index delete failed ({self.location}): {err}"
+                    ) from err
         return count
 
     def count(self, user_id: str) -> int:
-        collection = self._collection(user_id, create=False)
-        if collection is None:
-            return 0
-        try:
-            return int(collection.count())
-        except Exception as err:
-            self._forget_handle(user_id)
-            if _is_not_found(err):
-                return 0
-            raise StorageError(f"vector index count failed ({self.location}): {err}") from err
+        total = 0
+        for tier in _TIERS:
+            collection = self._collection(user_id, tier, create=False)
+            if collection is None:
+                continue
+            try:
+                total += int(collection.count())
+            except Exception as err:
+                self._forget_handle(user_id)
+                if _is_not_found(err):
+                    continue
+                raise StorageError(f"vector index count failed ({self.location}): {err}") from err
+        return total
 
     def reset(self) -> None:
         with self._lock:
@@ -199,7 +243,37 @@ class ChromaVectorIndex:
 
     def _forget_handle(self, user_id: str) -> None:
         with self._lock:
-            self._collections.pop(user_id, None)
+            for tier in _TIERS:
+                self._collections.pop((user_id, tier), None)
+
+
+_TIERS = ("mtm", "ltm")
+
+
+def _tier_of(metadata: dict[str, Any]) -> str:
+    return "ltm" if metadata.get("tier") == "ltm" else "mtm"
+
+
+def _tiers_wanted(where: dict[str, Any] | None) -> tuple[str, ...]:
+    """The collections a filter can match: a tier clause (alone or in an ``$and``) narrows
+    them; anything else needs both."""
+    clauses = (where or {}).get("$and", [where] if where else [])
+    for clause in clauses:
+        tier = clause.get("tier")
+        if isinstance(tier, str):
+            return (_tier_of({"tier": tier}),)
+        if isinstance(tier, dict) and "$in" in tier:
+            return tuple(t for t in _TIERS if t in tier["$in"])
+    return _TIERS
+
+
+def _without_tier(where: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not where:
+        return None
+    clauses = [c for c in where.get("$and", [where]) if "tier" not in c]
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def _is_not_found(err: Exception) -> bool:

@@ -168,9 +168,12 @@ class SQLiteRecordStore:
             conn.executescript(_SCHEMA)
             with self._write() as cur:
                 present = {row[1] for row in cur.execute("PRAGMA table_info(memories)")}
-                for column, declaration in _COLUMNS_V2.items():
-                    if column not in present:
-                        cur.execute(f"ALTER TABLE memories ADD COLUMN {column} {declaration}")
+                missing = {c: d for c, d in _COLUMNS_V2.items() if c not in present}
+                for column, declaration in missing.items():
+                    cur.execute(f"ALTER TABLE memories ADD COLUMN {column} {declaration}")
+                if missing and present:
+                    # Version 2 keeps long-term vectors in a collection of their own.
+                    cur.execute("UPDATE memories SET indexed = 0 WHERE tier = 'ltm'")
                 cur.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -729,9 +732,10 @@ class SQLiteRecordStore:
         ]
 
     def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:
+        # "+m.tier": the slot index, never a (user_id, tier) index that holds every row.
         rows = self._read(
             f"SELECT {self._MEMORY_COLUMNS}, m.slot_value FROM memories m "
-            "WHERE m.user_id = ? AND m.slot = ? AND m.tier = 'ltm' AND m.status != 'archived' "
+            "WHERE m.user_id = ? AND m.slot = ? AND +m.tier = 'ltm' AND m.status != 'archived' "
             "ORDER BY m.valid_from, m.seq",
             (user_id, slot),
         )
@@ -839,7 +843,7 @@ class SQLiteRecordStore:
         ]
         cur.executemany(
             "UPDATE memories SET status = 'superseded', superseded_by = ? "
-            "WHERE user_id = ? AND tier = 'mtm' AND id IN (SELECT e.memory_id "
+            "WHERE +user_id = ? AND +tier = 'mtm' AND id IN (SELECT e.memory_id "
             "FROM memory_sources r JOIN memory_sources e ON e.turn_id = r.turn_id "
             "WHERE r.memory_id = ?)",
             [(successor, user_id, memory_id) for successor, memory_id in outdated],
