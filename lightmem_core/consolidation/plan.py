@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._types import Memory, Status, Tier
+from ..retrieval.pipeline import query_terms
 from ..store import ConsolidationChanges, Evidence, NewRecord, RecordChange
 from .abstractor import KnowledgeCandidate
 from .shared import SHARED_USER, deidentify
@@ -347,6 +348,8 @@ def _integrate(
             continue  # a single-valued fact only merges through its slot
         if candidate.kind == "event" and not _same_day(memory.timestamp, happened):
             continue  # the same kind of thing, on another day, is another event
+        if not _same_words(memory.text, candidate.text):
+            continue  # "loves sushi" / "hates sushi" embed close; they are not one fact
         return _merge(outcome, memory, entry, candidate, now=now, settings=settings)
     new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
     outcome.inserts.append(new)
@@ -391,7 +394,11 @@ def _integrate_shared(
     keep no provenance and do not decay."""
     outcome = _Outcome()
     for memory, similarity in similar:
-        if similarity >= settings.merge_similarity and memory.status is Status.ACTIVE:
+        if (
+            similarity >= settings.merge_similarity
+            and memory.status is Status.ACTIVE
+            and _same_words(memory.text, candidate.text)
+        ):
             outcome.changes.append(
                 _state(
                     memory,
@@ -426,6 +433,17 @@ def _holds_at(memory: Memory, moment: datetime) -> bool:
     start = memory.valid_from or moment
     end = memory.valid_to or moment
     return start <= moment <= end
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Whether two sentences say it with the same content words (plurals aside). A small
+    embedding model puts opposites and near-misses above any useful merge threshold, so a
+    merge needs the words to agree too; a paraphrase is linked instead."""
+
+    def words(text: str) -> set[str]:
+        return {w.removesuffix("s") for w in query_terms(text)}
+
+    return words(a) == words(b)
 
 
 def _same_day(a: datetime | None, b: datetime | None) -> bool:

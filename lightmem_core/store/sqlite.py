@@ -798,7 +798,7 @@ class SQLiteRecordStore:
             # another process mid-run must not get knowledge written back.
             marks = ",".join("?" * len(changes.consolidated))
             alive = cur.execute(
-                f"SELECT count(*) FROM memories WHERE id IN ({marks}) AND user_id = ?",
+                f"SELECT count(*) FROM memories WHERE id IN ({marks}) AND +user_id = ?",
                 (*changes.consolidated, user_id),
             ).fetchone()[0]
             if alive != len(set(changes.consolidated)):
@@ -886,12 +886,12 @@ class SQLiteRecordStore:
             marks = ",".join("?" * len(chunk))
             cur.execute(
                 f"DELETE FROM memories_fts WHERE rowid IN (SELECT seq FROM memories "
-                f"WHERE id IN ({marks}) AND user_id = ?)",
+                f"WHERE id IN ({marks}) AND +user_id = ?)",
                 (*chunk, user_id),
             )
             # memory_sources and memory_links go with the rows (ON DELETE CASCADE).
             cur.execute(
-                f"DELETE FROM memories WHERE id IN ({marks}) AND user_id = ?", (*chunk, user_id)
+                f"DELETE FROM memories WHERE id IN ({marks}) AND +user_id = ?", (*chunk, user_id)
             )
 
     def acquire_lease(
