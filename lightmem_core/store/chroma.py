@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,9 @@ class ChromaVectorIndex:
             raise ValueError("give exactly one of path or server")
         self._prefix = prefix
         self._collections: dict[tuple[str, str], Collection] = {}
+        # Collections found missing, and when: another process (a shared server) may create
+        # one, so "missing" is believed for a few seconds only.
+        self._missing: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         chromadb = _chromadb()
         from chromadb.config import Settings
@@ -92,8 +96,15 @@ class ChromaVectorIndex:
         key = (user_id, tier)
         with self._lock:
             cached = self._collections.get(key)
+            missing_since = self._missing.get(key)
         if cached is not None:
             return cached
+        if (
+            not create
+            and missing_since is not None
+            and time.monotonic() - missing_since < _MISSING_TTL_S
+        ):
+            return None  # most users have no long-term collection: do not ask every search
         name = self.collection_name(user_id, tier)
         try:
             if create:
@@ -110,10 +121,13 @@ class ChromaVectorIndex:
                 collection = self._client.get_collection(name, embedding_function=None)
         except Exception as err:
             if not create and _is_not_found(err):
+                with self._lock:
+                    self._missing[key] = time.monotonic()
                 return None
             raise StorageError(f"vector index error ({self.location}): {err}") from err
         with self._lock:
             self._collections[key] = collection
+            self._missing.pop(key, None)
         return collection
 
     def upsert(
@@ -229,6 +243,7 @@ class ChromaVectorIndex:
     def reset(self) -> None:
         with self._lock:
             self._collections.clear()
+            self._missing.clear()
         try:
             for collection in self._client.list_collections():
                 name = collection if isinstance(collection, str) else collection.name
@@ -245,9 +260,11 @@ class ChromaVectorIndex:
         with self._lock:
             for tier in _TIERS:
                 self._collections.pop((user_id, tier), None)
+                self._missing.pop((user_id, tier), None)
 
 
 _TIERS = ("mtm", "ltm")
+_MISSING_TTL_S = 5.0
 
 
 def _tier_of(metadata: dict[str, Any]) -> str:
