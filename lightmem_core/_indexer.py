@@ -130,7 +130,9 @@ class VectorIndexer:
         if vectors:
             self._on_first_vector(len(vectors[0]))
         with self._write_lock:
-            alive = self._records.existing_memory_ids([p.memory_id for p in pending])
+            # Rows deleted meanwhile are dropped; rows indexed meanwhile (consolidation puts
+            # its own records in the index) are not written twice.
+            alive = self._records.pending_ids([p.memory_id for p in pending])
             by_user: dict[str, list[tuple[PendingVector, list[float]]]] = defaultdict(list)
             for item, vector in zip(pending, vectors, strict=True):
                 if item.memory_id in alive:

@@ -134,7 +134,9 @@ def test_quick_run_end_to_end(
         assert row["ltm_after"] == row["ltm_records"] + row["counts"]["new"]
         assert row["vectors_in_index"] >= row["ltm_after"]
         assert set(row["stages_ms_per_entry_median"]) == set(bench.STAGE_GROUPS)
-        assert row["calls_median"]["Chroma query: chroma.query"]["ms_per_call"] > 0
+        # Small stores are looked up exactly in memory, large ones through Chroma.
+        lookups = [k for k in row["calls_median"] if "chroma.query" in k or "ltm_vectors" in k]
+        assert lookups
     flat = saved["flatness"]
     assert flat["ratio_max_min"] >= 1.0
     assert flat["met"] == (flat["ratio_max_min"] <= 2.0)

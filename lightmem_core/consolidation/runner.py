@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from array import array
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from .._types import Memory, Status
 from ..embedding import Embedder
-from ..retrieval import cosine_scores
 from ..store import ConsolidationChanges, PendingVector, RecordStore, VectorIndex
 from .abstractor import Abstractor
 from .plan import (
@@ -37,7 +37,11 @@ from .plan import (
 )
 from .shared import SHARED_USER
 
-__all__ = ["StoreHandler", "adrive", "drive"]
+__all__ = ["EXACT_LOOKUP_LIMIT", "StoreHandler", "adrive", "drive"]
+
+EXACT_LOOKUP_LIMIT = 4096
+"""Up to this many long-term records, a user's nearest-record look-ups are exact (their
+vectors are scored in memory, about 6 MB at 384 dimensions); beyond it, the vector index."""
 
 T = TypeVar("T")
 
@@ -60,6 +64,21 @@ async def adrive(plan: Generator[Any, Any, T], handle: Callable[[Any], Awaitable
             request = plan.send(await handle(request))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+def _cosines(query: Sequence[float], vectors: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Exact cosine of each vector with the query, one pair at a time in float64: a score must
+    not depend on which other vectors happen to be scored with it (a batched float32 product
+    can differ in the last bit), or a resumed run could break a near-tie differently."""
+    import numpy as np
+
+    q = np.asarray(query, dtype=np.float64)
+    q_norm = float(np.linalg.norm(q)) or 1.0
+    scores = {}
+    for memory_id, vector in vectors.items():
+        v = np.asarray(vector, dtype=np.float64)
+        scores[memory_id] = float(np.dot(q, v)) / (q_norm * (float(np.linalg.norm(v)) or 1.0))
+    return scores
 
 
 class StoreHandler:
@@ -104,6 +123,7 @@ class StoreHandler:
         self._overlay: dict[str, Memory] = {}
         self._overlay_values: dict[str, str | None] = {}
         self._overlay_vectors: dict[str, Sequence[float]] = {}
+        self._known_vectors: dict[str, dict[str, Sequence[float]] | None] = {}
         self._deleted: set[str] = set()
         self._consolidated: list[str] = []
         self._staged = ConsolidationChanges()
@@ -125,7 +145,7 @@ class StoreHandler:
         for item, vector in zip(pending, vectors, strict=True):
             if item.memory_id in memories:
                 self._overlay[item.memory_id] = memories[item.memory_id]
-                self._overlay_vectors[item.memory_id] = vector
+                self._overlay_vectors[item.memory_id] = array("f", vector)
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -172,19 +192,26 @@ class StoreHandler:
 
     def _similar(self, request: Similar) -> list[tuple[Memory, float]]:
         owner = request.owner or self.user_id
-        # The index is approximate: ask it for more, then score exactly with the stored
-        # vectors and break ties by id, so the same store gives the same decisions however
-        # its index was built (a resumed run builds it in another order).
-        found = dict(
-            self._vectors().query(
-                owner, request.vector, k=max(4 * request.k, 32), where={"tier": "ltm"}
-            )
-        )
-        stored = self._records.vectors(owner, list(found))
         mine = {i: v for i, v in self._overlay_vectors.items() if self._overlay[i].user_id == owner}
-        scores = {**found, **cosine_scores([request.vector], stored)}
-        scores.update(cosine_scores([request.vector], mine))
-        memories = self._current(self._records.get_memories(owner, list(found)))
+        known = self._exact_vectors(owner)
+        if known is not None:
+            # Few enough to score them all: exact, whatever order the index was built in.
+            candidates = {i: v for i, v in known.items() if i not in self._deleted}
+            scores = _cosines(request.vector, {**candidates, **mine})
+            best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            found_ids = [i for i, _ in best[: 2 * request.k] if i not in mine]
+        else:
+            # Many: the vector index (HNSW) keeps the cost logarithmic. It is approximate,
+            # so ask for more and score them exactly with the stored vectors.
+            found = dict(
+                self._vectors().query(
+                    owner, request.vector, k=max(4 * request.k, 32), where={"tier": "ltm"}
+                )
+            )
+            stored = self._records.vectors(owner, list(found))
+            scores = {**found, **_cosines(request.vector, {**stored, **mine})}
+            found_ids = list(found)
+        memories = self._current(self._records.get_memories(owner, found_ids))
         memories.update({i: self._overlay[i] for i in mine})
         ranked = [
             (memories[i], score)
@@ -193,6 +220,13 @@ class StoreHandler:
         ]
         ranked.sort(key=lambda item: (-item[1], item[0].id))
         return ranked[: request.k]
+
+    def _exact_vectors(self, owner: str) -> dict[str, Sequence[float]] | None:
+        """The owner's long-term vectors, loaded once per run and kept current by the run's
+        commits, when there are at most ``EXACT_LOOKUP_LIMIT``; else ``None``."""
+        if owner not in self._known_vectors:
+            self._known_vectors[owner] = self._records.ltm_vectors(owner, limit=EXACT_LOOKUP_LIMIT)
+        return self._known_vectors[owner]
 
     def _sameslot(self, request: SameSlot) -> list[tuple[Memory, str | None]]:
         stored = self._records.ltm_by_slot(self.user_id, request.slot)
@@ -245,7 +279,9 @@ class StoreHandler:
             self._overlay[new.memory.id] = new.memory
             self._overlay_values[new.memory.id] = new.slot_value
         self._staged_vectors.update(request.vectors)
-        self._overlay_vectors.update(request.vectors)
+        # Kept as the store keeps them (float32), so a record scores the same before and
+        # after its commit: a resumed run sees committed what an uninterrupted one staged.
+        self._overlay_vectors.update((i, array("f", v)) for i, v in request.vectors.items())
         for change in changes.changes:
             base = self._overlay.get(change.memory_id)
             if base is None:
@@ -284,6 +320,14 @@ class StoreHandler:
                 self._index_vectors(
                     [PendingVector.of(m) for m in inserted], [vectors[m.id] for m in inserted]
                 )
+        for owner, new_records in ((self.user_id, staged.inserts), (SHARED_USER, shared.inserts)):
+            known = self._known_vectors.get(owner)
+            if known is not None:
+                known.update((n.memory.id, self._overlay_vectors[n.memory.id]) for n in new_records)
+        for known in self._known_vectors.values():
+            for memory_id in staged.deletes:
+                if known is not None:
+                    known.pop(memory_id, None)
         if staged.deletes:
             # After the commit: the records are gone, so a vector left by a crash here is an
             # orphan no search can resolve to any text.

@@ -171,6 +171,10 @@ class RecordStore(Protocol):
         """Mark memories (of one user, or all) as needing their vectors again; the count."""
         ...
 
+    def pending_ids(self, memory_ids: Sequence[str]) -> set[str]:
+        """Which of these memories exist and still wait for their vector."""
+        ...
+
     def existing_memory_ids(self, memory_ids: Sequence[str]) -> set[str]:
         """Which of these memory ids still exist."""
         ...
@@ -222,6 +226,11 @@ class RecordStore(Protocol):
         self, user_id: str, *, since: datetime, up_to_seq: int, limit: int
     ) -> list[Evidence]:
         """MTM entries at or below the watermark that a search used after ``since``."""
+        ...
+
+    def ltm_vectors(self, user_id: str, *, limit: int) -> dict[str, Sequence[float]] | None:
+        """The stored vectors of the user's non-archived long-term records, or ``None`` when
+        there are more than ``limit`` of them."""
         ...
 
     def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:

@@ -616,6 +616,15 @@ class SQLiteRecordStore:
             pending.append(PendingVector(memory_id, owner, text, meta))
         return pending
 
+    def pending_ids(self, memory_ids: Sequence[str]) -> set[str]:
+        if not memory_ids:
+            return set()
+        marks = ",".join("?" * len(memory_ids))
+        rows = self._read(
+            f"SELECT id FROM memories WHERE id IN ({marks}) AND indexed = 0", list(memory_ids)
+        )
+        return {row[0] for row in rows}
+
     def existing_memory_ids(self, memory_ids: Sequence[str]) -> set[str]:
         if not memory_ids:
             return set()
@@ -730,6 +739,16 @@ class SQLiteRecordStore:
         return [
             Evidence(self._memory(row), int(row[-2]), row[-1], reactivated=True) for row in rows
         ]
+
+    def ltm_vectors(self, user_id: str, *, limit: int) -> dict[str, Sequence[float]] | None:
+        rows = self._read(
+            "SELECT id, embedding FROM memories WHERE user_id = ? AND tier = 'ltm' "
+            "AND status != 'archived' AND embedding IS NOT NULL LIMIT ?",
+            (user_id, limit + 1),
+        )
+        if len(rows) > limit:
+            return None
+        return {row[0]: array("f", row[1]) for row in rows}
 
     def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:
         # "+m.tier": the slot index, never a (user_id, tier) index that holds every row.
