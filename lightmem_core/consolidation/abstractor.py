@@ -113,115 +113,25 @@ _TIME_WORDS = re.compile(
 
 # --- the verb after "I" -------------------------------------------------------------------------
 
-_ADVERBS = frozenset(
-    [
-        "just",
-        "really",
-        "also",
-        "recently",
-        "finally",
-        "actually",
-        "still",
-        "always",
-        "never",
-        "usually",
-        "often",
-        "already",
-        "sometimes",
-        "totally",
-        "definitely",
-        "even",
-        "only",
-        "now",
-        "once",
-    ]
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_ADVERBS = _words(
+    "just really also recently finally actually still always never usually often already "
+    "sometimes totally definitely even only now once"
 )
-_UNCHANGED = frozenset(
-    # modals, and past forms (regular ones end in -ed)
-    [
-        "can",
-        "could",
-        "will",
-        "would",
-        "shall",
-        "should",
-        "may",
-        "might",
-        "must",
-        "did",
-        "had",
-        "was",
-        "were",
-        "went",
-        "got",
-        "saw",
-        "took",
-        "made",
-        "came",
-        "said",
-        "found",
-        "gave",
-        "told",
-        "felt",
-        "left",
-        "met",
-        "bought",
-        "thought",
-        "began",
-        "ran",
-        "wrote",
-        "heard",
-        "kept",
-        "lost",
-        "won",
-        "sold",
-        "spent",
-        "built",
-        "brought",
-        "taught",
-        "caught",
-        "fell",
-        "grew",
-        "knew",
-        "became",
-        "drove",
-        "flew",
-        "ate",
-        "drank",
-        "swam",
-        "sang",
-        "sat",
-        "stood",
-        "understood",
-        "forgot",
-        "chose",
-        "wore",
-        "broke",
-        "spoke",
-        "woke",
-        "rode",
-        "hid",
-        "paid",
-        "put",
-        "read",
-        "let",
-        "set",
-        "cut",
-        "hit",
-        "hurt",
-        "quit",
-        "tried",
-        "used",
-        "can't",
-        "couldn't",
-        "won't",
-        "wouldn't",
-        "shouldn't",
-        "didn't",
-        "wasn't",
-        "weren't",
-        "hadn't",
-    ]
+_MODALS = _words(
+    "can could will would shall should may might must can't couldn't won't wouldn't shouldn't"
+)
+# Past forms that do not end in -ed (ambiguous ones such as "read" or "put" count as past).
+_PAST_FORMS = _words(
+    "did had was were went got saw took made came said found gave told felt left met bought "
+    "thought began ran wrote heard kept lost won sold spent built brought taught caught fell "
+    "grew knew became drove flew ate drank swam sang sat stood understood forgot chose wore "
+    "broke spoke woke rode hid paid put read let set cut hit hurt quit didn't wasn't weren't "
+    "hadn't"
 )
 _THIRD_PERSON = {
     "am": "is",
@@ -232,7 +142,7 @@ _THIRD_PERSON = {
     "haven't": "hasn't",
     "am not": "is not",
 }
-_PAST_STATE = frozenset("was were had did felt thought knew said told meant".split())  # noqa: SIM905
+_PAST_STATE = _words("was were had did felt thought knew said told meant")
 
 
 def _conjugate(verb: str) -> str:
@@ -240,7 +150,7 @@ def _conjugate(verb: str) -> str:
     lower = verb.lower()
     if lower in _THIRD_PERSON:
         return _THIRD_PERSON[lower]
-    if lower in _UNCHANGED or lower.endswith("ed") or not lower.isalpha():
+    if _is_past(verb) or lower in _MODALS or not lower.isalpha():
         return verb
     if lower.endswith(("s", "sh", "ch", "x", "z", "o")):
         return verb + "es"
@@ -251,19 +161,7 @@ def _conjugate(verb: str) -> str:
 
 def _is_past(verb: str) -> bool:
     lower = verb.lower()
-    return (lower.endswith("ed") or lower in _UNCHANGED) and lower not in {
-        "can",
-        "could",
-        "will",
-        "would",
-        "shall",
-        "should",
-        "may",
-        "might",
-        "must",
-        "can't",
-        "won't",
-    }
+    return lower.endswith("ed") or lower in _PAST_FORMS
 
 
 # --- single-valued attributes (a new value supersedes the old) ----------------------------------
