@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,43 @@ def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, 
             if score > best.get(memory_id, float("-inf")):
                 best[memory_id] = score
     return list(best.items())
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a consolidation run over several users did, added up."""
+
+    dry_run: bool
+    counts: Counter[str] = field(default_factory=Counter)
+    users: int = 0
+    model_calls: int = 0
+    skipped: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, counts: Counter[str], model_calls: int) -> None:
+        self.counts += counts
+        self.users += 1
+        self.model_calls += model_calls
+
+    def report(self) -> ConsolidationReport:
+        c = self.counts
+        return ConsolidationReport(
+            users=self.users,
+            entries=c["entries"],
+            new=c["new"],
+            merged=c["merged"],
+            superseded=c["superseded"],
+            linked=c["linked"],
+            reactivated=c["reactivated"],
+            archived=c["archived"],
+            deleted=c["deleted"],
+            evicted=c["evicted"],
+            shared=c["shared"],
+            seconds=time.perf_counter() - self.started,
+            model_calls=self.model_calls,
+            dry_run=self.dry_run,
+            skipped=tuple(self.skipped),
+        )
 
 
 class LightMem:
@@ -868,27 +906,18 @@ class LightMem:
         """
         self._ensure_open()
         users, clock = self._consolidation_targets(user_id, now)
-        started = time.perf_counter()
-        counts: Counter[str] = Counter()
-        skipped: list[str] = []
-        model_calls = 0
+        tally = _Tally(dry_run=dry_run)
         for user in users:
-            try:
-                run = self._begin_consolidation(user, clock, dry_run, progress)
-            except ConsolidationInProgress:
-                if user_id is not None:
-                    raise
-                skipped.append(user)
+            run = self._begin_or_skip(user, clock, dry_run, progress, tally, explicit=user_id)
+            if run is None:
                 continue
             plan, handler = run
             try:
-                counts += drive(plan, handler)
+                counts = drive(plan, handler)
             finally:
                 self._end_consolidation(user, dry_run)
-            model_calls += handler.model_calls
-        return self._report(
-            counts, len(users) - len(skipped), started, model_calls, dry_run, skipped
-        )
+            tally.add(counts, handler.model_calls)
+        return tally.report()
 
     async def aconsolidate(
         self,
@@ -902,28 +931,20 @@ class LightMem:
         in worker threads, an async abstractor awaited)."""
         self._ensure_open()
         users, clock = self._consolidation_targets(user_id, now)
-        started = time.perf_counter()
-        counts: Counter[str] = Counter()
-        skipped: list[str] = []
-        model_calls = 0
+        tally = _Tally(dry_run=dry_run)
         for user in users:
-            try:
-                plan, handler = await asyncio.to_thread(
-                    self._begin_consolidation, user, clock, dry_run, progress
-                )
-            except ConsolidationInProgress:
-                if user_id is not None:
-                    raise
-                skipped.append(user)
+            run = await asyncio.to_thread(
+                self._begin_or_skip, user, clock, dry_run, progress, tally, explicit=user_id
+            )
+            if run is None:
                 continue
+            plan, handler = run
             try:
-                counts += await adrive(plan, handler.ahandle)
+                counts = await adrive(plan, handler.ahandle)
             finally:
                 await asyncio.to_thread(self._end_consolidation, user, dry_run)
-            model_calls += handler.model_calls
-        return self._report(
-            counts, len(users) - len(skipped), started, model_calls, dry_run, skipped
-        )
+            tally.add(counts, handler.model_calls)
+        return tally.report()
 
     def consolidation_backlog(self, user_id: str | None = None) -> int:
         """MTM entries not yet consolidated (for one user, or the whole store)."""
@@ -953,6 +974,26 @@ class LightMem:
             else None,
             mtm_capacity=config.mtm_capacity,
         )
+
+    def _begin_or_skip(
+        self,
+        user: str,
+        now: datetime,
+        dry_run: bool,
+        progress: Callable[[int], None] | None,
+        tally: _Tally,
+        *,
+        explicit: str | None,
+    ) -> tuple[Any, StoreHandler] | None:
+        """Begin the user's run; a busy user is skipped (``None``) in a run over every user,
+        and an error when the caller named them."""
+        try:
+            return self._begin_consolidation(user, now, dry_run, progress)
+        except ConsolidationInProgress:
+            if explicit is not None:
+                raise
+            tally.skipped.append(user)
+            return None
 
     def _begin_consolidation(
         self,
@@ -1042,33 +1083,6 @@ class LightMem:
     def _scheduled_run(self, user_id: str | None) -> None:
         if not self._closed:
             self.consolidate(user_id)
-
-    @staticmethod
-    def _report(
-        counts: Counter[str],
-        users: int,
-        started: float,
-        model_calls: int,
-        dry_run: bool,
-        skipped: list[str],
-    ) -> ConsolidationReport:
-        return ConsolidationReport(
-            users=users,
-            entries=counts["entries"],
-            new=counts["new"],
-            merged=counts["merged"],
-            superseded=counts["superseded"],
-            linked=counts["linked"],
-            reactivated=counts["reactivated"],
-            archived=counts["archived"],
-            deleted=counts["deleted"],
-            evicted=counts["evicted"],
-            shared=counts["shared"],
-            seconds=time.perf_counter() - started,
-            model_calls=model_calls,
-            dry_run=dry_run,
-            skipped=tuple(skipped),
-        )
 
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
         """Counts per tier, vectors and indexing backlog: for one user, or the whole store."""

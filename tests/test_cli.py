@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -529,3 +530,37 @@ def test_consolidate(cli: Invoke) -> None:
 
 def test_consolidate_rejects_a_bad_user(cli: Invoke) -> None:
     assert_reported_error(cli("consolidate", "--user", " padded "), "user_id")
+
+
+def test_consolidate_watch_runs_again_until_interrupted(store: Path) -> None:
+    env = {**os.environ, "LIGHTMEM_EMBEDDER": "hashing", "LIGHTMEM_PATH": str(store)}
+    lightmem = [sys.executable, "-m", "lightmem_core.cli"]
+    subprocess.run([*lightmem, "add", "alice", "I live in Paris.", "--speaker", "Alice"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    watch = subprocess.Popen(
+        [*lightmem, "consolidate", "--watch", "0.2", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        reports = [json.loads(watch.stdout.readline() + _rest_of_json(watch.stdout))]
+        reports.append(json.loads(watch.stdout.readline() + _rest_of_json(watch.stdout)))
+    finally:
+        watch.send_signal(signal.SIGINT)
+        code = watch.wait(timeout=30)
+    assert reports[0]["entries"] == 1  # the first pass takes the turn in
+    assert reports[1]["entries"] == 0  # the next finds nothing new
+    assert code == 0
+
+
+def _rest_of_json(stream: Any) -> str:
+    """Lines up to the closing brace of a pretty-printed JSON object."""
+    lines = []
+    while True:
+        line = stream.readline()
+        lines.append(line)
+        if line.startswith("}") or not line:
+            return "".join(lines)

@@ -337,6 +337,36 @@ def test_async_consolidation_matches_sync(tmp_path: Path) -> None:
     assert results[0] == results[1]
 
 
+class _CountingAbstractor:
+    """Stands in for a model-driven abstractor: the local one, plus a call counter, and an
+    async face for ``aconsolidate``."""
+
+    def __init__(self) -> None:
+        self.model_calls = 0
+        self._local = LocalAbstractor()
+
+    def abstract(self, evidence: Any) -> Any:
+        self.model_calls += 1
+        return self._local.abstract(evidence)
+
+    async def aabstract(self, evidence: Any) -> Any:
+        self.model_calls += 1
+        return self._local.abstract(evidence)
+
+
+def test_the_report_counts_the_abstractors_model_calls(tmp_path: Path) -> None:
+    abstractor = _CountingAbstractor()
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder(), abstractor=abstractor) as mem:
+        _alice_moves(mem)
+        assert mem.consolidate(now=NOW).model_calls == 1  # one batch
+        assert mem.consolidate(now=NOW).model_calls == 0  # nothing new: no call
+        mem.add("alice", "I adopted a cat.", speaker="Alice")
+        assert asyncio.run(mem.aconsolidate(now=NOW)).model_calls == 1
+    with LightMem(tmp_path / "local", embedder=HashingEmbedder()) as local:
+        _alice_moves(local)
+        assert local.consolidate(now=NOW).model_calls == 0  # the default calls no model
+
+
 def test_two_runs_of_one_user_never_overlap(mem: LightMem) -> None:
     _alice_moves(mem)
     mem.add("bob", "I live in Rome.", speaker="Bob")
@@ -380,6 +410,17 @@ def test_scheduler_consolidates_every_n_turns_in_the_background(tmp_path: Path) 
             time.sleep(0.1)
         assert mem.stats("alice")["ltm"] == 3
         assert mem.consolidation_backlog() == 0
+
+
+def test_scheduler_consolidates_on_a_timer(tmp_path: Path) -> None:
+    with LightMem(tmp_path / "s", embedder=HashingEmbedder(), consolidate_every="0.2s") as mem:
+        _alice_moves(mem)
+        mem.add("bob", "I live in Rome.", speaker="Bob")
+        deadline = time.monotonic() + 30
+        while mem.consolidation_backlog() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mem.consolidation_backlog() == 0
+        assert mem.stats("bob")["ltm"] == 1
 
 
 def test_forget_erases_knowledge_links_and_progress(mem: LightMem) -> None:

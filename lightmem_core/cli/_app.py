@@ -368,24 +368,27 @@ def consolidate(
     """Turn new mid-term evidence into long-term knowledge (merge, supersede, link, decay)."""
     settings = _settings(ctx)
     with open_store(settings) as mem:
-        while True:
-            total = mem.consolidation_backlog(user)
-            with progress_bar(disable=json_output or total == 0) as bar:
-                report = mem.consolidate(
-                    user,
-                    dry_run=dry_run,
-                    progress=partial(bar.advance, bar.add_task("Consolidating", total=total)),
-                )
-            if json_output:
-                print_json(report.to_dict())
-            else:
-                say(consolidation_line(report))
-            if watch is None:
-                break
-            try:
+        try:
+            while True:
+                total = mem.consolidation_backlog(user)
+                with progress_bar(disable=json_output or total == 0) as bar:
+                    report = mem.consolidate(
+                        user,
+                        dry_run=dry_run,
+                        progress=partial(bar.advance, bar.add_task("Consolidating", total=total)),
+                    )
+                if json_output:
+                    print_json(report.to_dict())
+                else:
+                    say(consolidation_line(report))
+                if watch is None:
+                    break
                 time.sleep(watch)
-            except KeyboardInterrupt:
-                break
+        except KeyboardInterrupt:
+            # Ctrl-C ends --watch. A pass cut short is safe: each finished step is committed,
+            # and the next run resumes from there.
+            if watch is None:
+                raise
 
 
 @app.command()

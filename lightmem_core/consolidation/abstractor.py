@@ -65,7 +65,12 @@ class KnowledgeCandidate:
 
 
 class Abstractor(Protocol):
-    """Finds candidate long-term knowledge in MTM entries (one list per entry)."""
+    """Finds candidate long-term knowledge in MTM entries (one list per entry).
+
+    One that calls a language model keeps a running ``model_calls: int``; the consolidation
+    report counts the calls each run adds. An ``aabstract`` coroutine, if present, is what
+    ``aconsolidate`` awaits.
+    """
 
     def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...
 

@@ -160,9 +160,16 @@ class StoreHandler:
         if isinstance(request, Abstract):
             aabstract = getattr(self._abstractor, "aabstract", None)
             if aabstract is not None and inspect.iscoroutinefunction(aabstract):
+                before = self._abstractor_calls()
                 found = await aabstract(request.evidence)
+                self.model_calls += self._abstractor_calls() - before
                 return found
         return await asyncio.to_thread(self, request)
+
+    def _abstractor_calls(self) -> int:
+        """The abstractor's own count of model calls (``model_calls``), if it keeps one."""
+        calls = getattr(self._abstractor, "model_calls", 0)
+        return calls if isinstance(calls, int) else 0
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -181,7 +188,10 @@ class StoreHandler:
         )
 
     def _abstract(self, request: Abstract) -> list[Any]:
-        return self._abstractor.abstract(request.evidence)
+        before = self._abstractor_calls()
+        found = self._abstractor.abstract(request.evidence)
+        self.model_calls += self._abstractor_calls() - before
+        return found
 
     def _embed(self, request: Embed) -> list[list[float]]:
         return self._embedder.embed(request.texts)
