@@ -71,8 +71,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
-import importlib.metadata
 import inspect
 import json
 import logging
@@ -81,7 +79,6 @@ import platform
 import random
 import shutil
 import signal
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -96,21 +93,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
+from _common import environment, load_average, make_progress  # sets the offline env first
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -905,63 +892,7 @@ def flatness(sizes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # --- environment ------------------------------------------------------------------------------------
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def library_fingerprint() -> str:
-    """A sha256 of every lightmem_core source file: which engine code was measured."""
-    import lightmem_core
-
-    root = Path(lightmem_core.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:  # pragma: no cover - not on every platform
-        return None
-
-
-def environment() -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "sqlite": sqlite3.sqlite_version,
-        "chromadb": _version("chromadb"),
-        "sentence_transformers": _version("sentence-transformers"),
-        "torch": _version("torch"),
-        "lightmem_core_sha256": library_fingerprint(),
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        env["torch_threads"] = torch.get_num_threads()
-    return env
-
-
 # --- the run -----------------------------------------------------------------------------------------
-
-
-def make_progress(console: Console, *, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-    )
 
 
 def run_benchmark(

@@ -79,15 +79,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import hashlib
 import inspect
 import json
 import logging
 import os
-import platform
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -102,10 +99,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import _common
+
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
@@ -1390,40 +1385,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
     )
 
 
-def library_fingerprint() -> dict[str, Any]:
-    """Which engine code was measured: a hash of every lightmem_core source file."""
-    import lightmem_core
-
-    root = Path(lightmem_core.__file__).parent
-    digest = hashlib.sha256()
-    files = sorted(root.rglob("*.py"))
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    newest = max(path.stat().st_mtime for path in files)
-    return {
-        "lightmem_core_sha256": digest.hexdigest(),
-        "files": len(files),
-        "newest_source_mtime": datetime.fromtimestamp(newest, UTC).isoformat(),
-    }
-
-
 def environment() -> dict[str, Any]:
-    import chromadb
-    import sentence_transformers
     import torch
 
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "sentence_transformers": sentence_transformers.__version__,
-        "chromadb": chromadb.__version__,
-        "sqlite": sqlite3.sqlite_version,
-        **library_fingerprint(),
-    }
+    # The shared description, with torch loaded (its thread count shapes every timing here).
+    return {**_common.environment(), "torch_threads": torch.get_num_threads()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

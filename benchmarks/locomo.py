@@ -53,7 +53,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -70,24 +69,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
 import numpy as np
 import numpy.typing as npt
+from _common import environment, load_average, make_progress  # sets the offline env first
 from dateutil import parser as date_parser
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -669,18 +658,6 @@ class SystemResult:
         }
 
 
-def make_progress(console: Console, *, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-    )
-
-
 def ask_all(
     systems: Sequence[SystemResult], conversations: Sequence[Conversation], progress: Progress
 ) -> None:
@@ -815,22 +792,6 @@ def build_baselines(
         else:
             raise ValueError(f"unknown baseline {name!r}")
     return systems
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "sqlite": sqlite3.sqlite_version,
-    }
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:  # pragma: no cover - not on every platform
-        return None
 
 
 def run_benchmark(

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from _benchmarks import load_benchmark
 
 from lightmem_core._types import Memory, Tier
 from lightmem_core.consolidation import LocalAbstractor
 from lightmem_core.store import Evidence
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "consolidation.py"
-
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("consolidation_benchmark", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("consolidation")
 
 
 def test_seed_statements_are_distinct_deterministic_and_start_with_every_slot(

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from _benchmarks import load_benchmark
 
 from lightmem_core.testing import HashingEmbedder
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "locomo.py"
 
 
 @pytest.fixture(scope="module")
 def locomo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("locomo_benchmark", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("locomo")
 
 
 def _turn(speaker: str, dia_id: str, text: str, **extra: Any) -> dict[str, Any]:

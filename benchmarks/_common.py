@@ -1,0 +1,101 @@
+"""What every benchmark shares: the offline environment, progress bars, and a description of
+the machine and the engine code that was measured.
+
+Import it before anything that may load a model: it sets the offline and telemetry
+variables first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["environment", "library_fingerprint", "load_average", "make_progress"]
+
+
+def make_progress(console: Console, *, enabled: bool = True) -> Progress:
+    """The progress bar every benchmark shows (on ``console``)."""
+    return Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+    )
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (other work on the machine skews every timing)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
+def library_fingerprint() -> dict[str, Any]:
+    """Which engine code was measured: a hash of every lightmem_core source file."""
+    import lightmem_core
+
+    root = Path(lightmem_core.__file__).parent
+    digest = hashlib.sha256()
+    files = sorted(root.rglob("*.py"))
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    newest = max(path.stat().st_mtime for path in files)
+    return {
+        "lightmem_core_sha256": digest.hexdigest(),
+        "files": len(files),
+        "newest_source_mtime": datetime.fromtimestamp(newest, UTC).isoformat(),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """The machine, the library versions and the engine code of a run."""
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "sqlite": sqlite3.sqlite_version,
+        "chromadb": _version("chromadb"),
+        "sentence_transformers": _version("sentence-transformers"),
+        "torch": _version("torch"),
+        **library_fingerprint(),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        env["torch_threads"] = torch.get_num_threads()
+    return env
