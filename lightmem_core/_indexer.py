@@ -161,7 +161,7 @@ class VectorIndexer:
             if mine:
                 self._on_first_vector(len(known[mine[0].memory_id]))
                 with self._write_lock:
-                    alive = self._records.existing_memory_ids([p.memory_id for p in mine])
+                    alive = self._records.pending_ids([p.memory_id for p in mine])
                     mine = [p for p in mine if p.memory_id in alive]
                     if mine:
                         self._vectors().upsert(

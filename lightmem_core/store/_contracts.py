@@ -175,10 +175,6 @@ class RecordStore(Protocol):
         """Which of these memories exist and still wait for their vector."""
         ...
 
-    def existing_memory_ids(self, memory_ids: Sequence[str]) -> set[str]:
-        """Which of these memory ids still exist."""
-        ...
-
     def speakers(self, user_id: str) -> set[str]:
         """The distinct speaker names in the user's turns."""
         ...

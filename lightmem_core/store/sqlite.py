@@ -625,13 +625,6 @@ class SQLiteRecordStore:
         )
         return {row[0] for row in rows}
 
-    def existing_memory_ids(self, memory_ids: Sequence[str]) -> set[str]:
-        if not memory_ids:
-            return set()
-        marks = ",".join("?" * len(memory_ids))
-        rows = self._read(f"SELECT id FROM memories WHERE id IN ({marks})", list(memory_ids))
-        return {row[0] for row in rows}
-
     def speakers(self, user_id: str) -> set[str]:
         rows = self._read(
             "SELECT DISTINCT speaker FROM turns WHERE user_id = ? AND speaker IS NOT NULL",
