@@ -104,6 +104,12 @@ class LightMemConfig:
     """Opt-in: consolidation shares general statements (about the world, not a person),
     de-identified, and every user's search can find them. Off: nothing leaves a user."""
 
+    # --- small language models (``LightMem(slm=...)``) ----------------------------------------
+    slm_timeout_s: float | None = None
+    """Time limit of one model call, for every role; past it the step falls back to its
+    local default. ``None``: each role's own limit (controller 10 s, selector 15 s, writer
+    20 s, consolidator 60 s; see :mod:`lightmem_core.slm.prompts`)."""
+
     def __post_init__(self) -> None:
         positive_ints = {
             "embed_batch_size": self.embed_batch_size,
@@ -135,6 +141,14 @@ class LightMemConfig:
         ):
             raise ConfigurationError(
                 f"candidate_pool must be an integer >= top_k ({self.top_k}), got {self.candidate_pool!r}"
+            )
+        if self.slm_timeout_s is not None and (
+            not isinstance(self.slm_timeout_s, int | float)
+            or isinstance(self.slm_timeout_s, bool)
+            or not self.slm_timeout_s > 0
+        ):
+            raise ConfigurationError(
+                f"slm_timeout_s must be a positive number or None, got {self.slm_timeout_s!r}"
             )
         for name, low, high in (
             ("merge_similarity", -1.0, 1.0),

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ from .retrieval import (
 )
 from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
+from .slm.accounting import ModelLedger
 from .store import (
     ChromaVectorIndex,
     PendingVector,
@@ -155,6 +156,11 @@ class LightMem:
         reranker: stage-2 re-ranker (default :class:`LocalReranker`).
         abstractor: finds long-term knowledge in MTM entries during consolidation (default
             :class:`~lightmem_core.consolidation.LocalAbstractor`, no model).
+        slm: small language model(s) to drive the controller, selector, writer and
+            consolidator roles: one model for all, or ``{role: model}``. A model is a local
+            transformers path or hub id, a LangChain chat model, a LlamaIndex LLM or a
+            :class:`~lightmem_core.slm.TextGenerator`. Each role falls back to its local
+            default (the steps above) whenever its model fails. Default: no model.
         token_counter: counts prompt tokens for budgets (default: a fast estimator).
         reindex: rebuild the vector index on open (needed after changing the embedder).
 
@@ -173,6 +179,7 @@ class LightMem:
         writer: Writer | None = None,
         reranker: Reranker | None = None,
         abstractor: Abstractor | None = None,
+        slm: Any = None,
         token_counter: TokenCounter | None = None,
         reindex: bool = False,
         **options: Any,
@@ -206,6 +213,26 @@ class LightMem:
             from .retrieval.cross_encoder import CrossEncoderReranker
 
             self._reranker = CrossEncoderReranker(self.config.cross_encoder, base=self._reranker)
+        self._models = ModelLedger()
+        self._slm_controller: Any = None
+        if slm is not None:
+            from .slm.roles import build_roles
+
+            try:
+                roles = build_roles(
+                    slm,
+                    self._models,
+                    reranker=self._reranker,
+                    writer=self._writer,
+                    abstractor=self._abstractor,
+                    timeout_s=self.config.slm_timeout_s,
+                )
+            except BaseException:
+                self._records.close()
+                raise
+            self._slm_controller = roles.controller
+            self._reranker, self._writer = roles.reranker, roles.writer
+            self._abstractor = roles.abstractor
         self._count_tokens: TokenCounter = token_counter or approx_token_count
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
@@ -364,25 +391,8 @@ class LightMem:
         if len(set(ids)) != len(ids):
             repeated = sorted({i for i in ids if ids.count(i) > 1})
             raise DuplicateTurnId(f"turn_id {', '.join(map(repr, repeated))} repeated in one batch")
-        now = datetime.now(UTC)
-        memories = [
-            Memory(
-                id=uuid.uuid4().hex,
-                user_id=user,
-                tier=Tier.MTM,
-                kind=draft.kind,
-                text=draft.text,
-                timestamp=turn.timestamp,
-                session_id=turn.session_id,
-                speaker=turn.speaker,
-                source_ids=(turn.turn_id,),
-                created_at=now,
-                metadata=draft.metadata,
-            )
-            for turn in turns
-            for draft in self._writer.write(turn)
-        ]
-        self._records.add(turns, memories)
+        memories, replaced = self._write(user, turns)
+        self._records.add(turns, memories, replaces=replaced)
         self._indexer.notify()
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
@@ -391,6 +401,59 @@ class LightMem:
             # Replace, never mutate: a search in another thread may be reading the old set.
             self._speaker_cache[user] = known | {t.speaker for t in turns if t.speaker}
         return turns
+
+    def _write(self, user: str, turns: Sequence[Turn]) -> tuple[list[Memory], list[str]]:
+        """The MTM entries of ``turns`` from the writer, and the ids of existing entries
+        they replace (merged by a model writer; each keeps its id and statistics)."""
+        now = datetime.now(UTC)
+        nearby_count = getattr(self._writer, "nearby", 0)
+        fresh: list[Memory] = []
+        merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
+        for turn in turns:
+            if isinstance(nearby_count, int) and nearby_count > 0 and turn.role != "system":
+                nearby = self._nearby_entries(user, turn.content, nearby_count)
+                nearby = [merged.get(m.id, m) for m in nearby]
+                drafts = self._writer.write(turn, nearby)  # type: ignore[call-arg]
+                known = {m.id: m for m in nearby}
+            else:
+                drafts, known = self._writer.write(turn), {}
+            for draft in drafts:
+                base = known.get(draft.merge_into) if draft.merge_into else None
+                if base is not None:
+                    merged[base.id] = known[base.id] = replace(
+                        base,
+                        kind=draft.kind,
+                        text=draft.text,
+                        timestamp=turn.timestamp,
+                        source_ids=tuple(dict.fromkeys([*base.source_ids, turn.turn_id])),
+                        metadata={**base.metadata, **draft.metadata},
+                    )
+                    continue
+                fresh.append(
+                    Memory(
+                        id=uuid.uuid4().hex,
+                        user_id=user,
+                        tier=Tier.MTM,
+                        kind=draft.kind,
+                        text=draft.text,
+                        timestamp=turn.timestamp,
+                        session_id=turn.session_id,
+                        speaker=turn.speaker,
+                        source_ids=(turn.turn_id,),
+                        created_at=now,
+                        metadata=draft.metadata,
+                    )
+                )
+        return [*merged.values(), *fresh], list(merged)
+
+    def _nearby_entries(self, user: str, text: str, count: int) -> list[Memory]:
+        """The user's MTM entries most like ``text`` (BM25: cheap, and exact words are what
+        near-duplicates share)."""
+        found = self._records.lexical_search(
+            user, query_terms(text), limit=count, tiers=(Tier.MTM,)
+        )
+        memories = self._records.get_memories(user, [i for i, _ in found])
+        return [memories[i] for i, _ in found if i in memories]
 
     def _turn(self, user: str, message: Mapping[str, Any], *, default_session: str | None) -> Turn:
         if not isinstance(message, Mapping):
@@ -562,20 +625,49 @@ class LightMem:
     ) -> SearchResults:
         pool = self.config.pool_for(k)
         plan = self._plan(user, query, as_of)
+        if plan.k is not None:
+            k = min(k, plan.k)
+        if plan.strict_window and plan.window is not None:
+            # A model controller's time constraint filters every look-up; when nothing at all
+            # lies inside it, the search answers as if it were a preference.
+            found = self._search_with(
+                user, plan, k, pool, budget, as_of, tiers, exclude_sources, cost
+            )
+            if found:
+                return found
+            plan = replace(plan, strict_window=False)
+        return self._search_with(user, plan, k, pool, budget, as_of, tiers, exclude_sources, cost)
+
+    def _search_with(
+        self,
+        user: str,
+        plan: QueryPlan,
+        k: int,
+        pool: int,
+        budget: int,
+        as_of: datetime | None,
+        tiers: tuple[Tier, ...] | None,
+        exclude_sources: frozenset[str],
+        cost: Callable[[Memory], int],
+    ) -> SearchResults:
+        after: datetime | None = None
+        if plan.strict_window and plan.window is not None:
+            after = plan.window.start
+            as_of = min(plan.window.end, as_of) if as_of is not None else plan.window.end
         texts = [plan.dense_text, *plan.sub_queries]
-        where = self._where(tiers, before=as_of)
+        where = self._where(tiers, before=as_of, after=after)
         # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
         # once more inside the plan's time window, so in-window evidence reaches the pool).
         # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
         # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
         # candidates found otherwise (below it, a score too small to matter).
         deep_lexical = self._records.lexical_search(
-            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of
+            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of, after=after
         )
         lexical = [deep_lexical[:pool]]
         lexical += [
             self._records.lexical_search(
-                user, query_terms(t), limit=pool, tiers=tiers, before=as_of
+                user, query_terms(t), limit=pool, tiers=tiers, before=as_of, after=after
             )
             for t in plan.sub_queries
         ]
@@ -586,7 +678,9 @@ class LightMem:
         if len(pending) > _INLINE_PENDING:
             self._indexer.flush_user(user)
             pending = []
-        pending = [p for p in pending if self._pending_admissible(p, tiers=tiers, as_of=as_of)]
+        pending = [
+            p for p in pending if self._pending_admissible(p, tiers=tiers, as_of=as_of, after=after)
+        ]
         query_vectors, pending_vectors = self._embed_queries(
             user, texts, extra=[p.text for p in pending]
         )
@@ -594,7 +688,7 @@ class LightMem:
         index = self._vectors()
         dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
         dense.append(list(cosine_scores(query_vectors, inline).items()))
-        if plan.window is not None:
+        if plan.window is not None and after is None:
             end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
             in_window = self._where(tiers, before=end, after=plan.window.start)
             dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
@@ -646,7 +740,9 @@ class LightMem:
             memory_id: memory
             for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
             if memory_id in ids
-            and self._admissible(memory, tiers=tiers, as_of=as_of, exclude_sources=exclude_sources)
+            and self._admissible(
+                memory, tiers=tiers, as_of=as_of, after=after, exclude_sources=exclude_sources
+            )
         }
         if self.config.use_reranker:
             ranked = self._reranker.rerank(plan, candidates, memories)
@@ -686,6 +782,7 @@ class LightMem:
         tiers: tuple[Tier, ...] | None,
         as_of: datetime | None,
         exclude_sources: frozenset[str],
+        after: datetime | None = None,
     ) -> bool:
         """Whether a candidate passes the search's filters (neighbours join the pool unfiltered)."""
         if memory.status is Status.ARCHIVED:
@@ -693,6 +790,8 @@ class LightMem:
         if tiers and memory.tier not in tiers:
             return False
         if as_of is not None and memory.timestamp is not None and memory.timestamp > as_of:
+            return False
+        if after is not None and (memory.timestamp is None or memory.timestamp < after):
             return False
         # get_context: turns already shown as recent conversation are not repeated.
         return not (memory.source_ids and set(memory.source_ids) <= exclude_sources)
@@ -723,10 +822,19 @@ class LightMem:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
-        """The controller's plan, with event anchors resolved on the user's own timeline."""
+        """The controller's plan (the local one, refined by a model controller when one is
+        configured), with event anchors resolved on the user's own timeline."""
         if not self.config.use_controller:
             return plan_query(query, resolve_time=False)
-        plan = plan_query(query, known_people=self._speakers(user), now=as_of or datetime.now(UTC))
+        now = as_of or datetime.now(UTC)
+        plan = self._anchored(
+            user, plan_query(query, known_people=self._speakers(user), now=now), as_of
+        )
+        if self._slm_controller is not None:
+            plan = self._slm_controller.refine(plan, known_people=self._speakers(user), now=now)
+        return plan
+
+    def _anchored(self, user: str, plan: QueryPlan, as_of: datetime | None) -> QueryPlan:
         if plan.anchor is None:
             return plan
         # "the week before the wedding": when did the user talk about the wedding?
@@ -769,12 +877,20 @@ class LightMem:
 
     @staticmethod
     def _pending_admissible(
-        pending: PendingVector, *, tiers: tuple[Tier, ...] | None, as_of: datetime | None
+        pending: PendingVector,
+        *,
+        tiers: tuple[Tier, ...] | None,
+        as_of: datetime | None,
+        after: datetime | None = None,
     ) -> bool:
         if tiers and pending.metadata.get("tier") not in {t.value for t in tiers}:
             return False
         ts = pending.metadata.get("ts")
-        return as_of is None or not isinstance(ts, int | float) or ts <= as_of.timestamp()
+        if not isinstance(ts, int | float):
+            return after is None
+        if after is not None and ts < after.timestamp():
+            return False
+        return as_of is None or ts <= as_of.timestamp()
 
     def recent(
         self, user_id: str, *, session_id: str | None = None, token_budget: int | None = None
@@ -1085,7 +1201,10 @@ class LightMem:
             self.consolidate(user_id)
 
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
-        """Counts per tier, vectors and indexing backlog: for one user, or the whole store."""
+        """Counts per tier, vectors and indexing backlog: for one user, or the whole store.
+
+        ``models`` holds the model calls of each role since this instance opened (calls,
+        tokens in and out, time, fallbacks and why), the same whatever ``user_id`` is."""
         self._ensure_open()
         user = check.user_id(user_id) if user_id is not None else None
         counts = self._records.counts(user)
@@ -1101,6 +1220,7 @@ class LightMem:
                 else str(self.path / "chroma")
             )
         result["embedder"] = self._embedder.name
+        result["models"] = self._models.snapshot()
         result["indexer_error"] = self._indexer.last_error
         if self._scheduler is not None:
             result["consolidation_error"] = self._scheduler.last_error

@@ -9,7 +9,7 @@ Use it through :meth:`lightmem_core.LightMem.consolidate`.
 """
 
 from .abstractor import Abstractor, KnowledgeCandidate, LocalAbstractor
-from .plan import ConsolidationSettings, consolidate_user
+from .plan import ConsolidationSettings, Judgement, consolidate_user
 from .runner import StoreHandler, adrive, drive
 from .scheduler import ConsolidationScheduler
 
@@ -17,6 +17,7 @@ __all__ = [
     "Abstractor",
     "ConsolidationScheduler",
     "ConsolidationSettings",
+    "Judgement",
     "KnowledgeCandidate",
     "LocalAbstractor",
     "StoreHandler",

@@ -69,7 +69,9 @@ class Abstractor(Protocol):
 
     One that calls a language model keeps a running ``model_calls: int``; the consolidation
     report counts the calls each run adds. An ``aabstract`` coroutine, if present, is what
-    ``aconsolidate`` awaits.
+    ``aconsolidate`` awaits. An abstractor may also decide how a candidate relates to the
+    records like it: ``judge(candidate, records) -> Judgement | None`` (and ``ajudge``);
+    see :class:`~lightmem_core.consolidation.plan.Judge`.
     """
 
     def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...

@@ -15,6 +15,10 @@ The decisions, per candidate piece of knowledge:
 - **link** a new record to related ones (similar, not the same);
 - otherwise **add** a new record.
 
+Where a candidate has related records and no slot decides for it, the plan asks for a
+:class:`Judge`: a model consolidator may answer merge, supersede or new (contradictions
+rules cannot see: "Alice is vegetarian now" / "Alice eats meat"); no answer keeps the rules.
+
 Records never supported again decay (confidence halves every ``half_life``); once below
 ``archive_below`` they are archived, and archived ones are deleted after ``archive_ttl``
 when one is set. When a user's MTM outgrows ``mtm_capacity``, the stalest, least-used
@@ -46,6 +50,8 @@ __all__ = [
     "Due",
     "Embed",
     "Evictable",
+    "Judge",
+    "Judgement",
     "NewEvidence",
     "Reactivated",
     "SameSlot",
@@ -115,6 +121,24 @@ class Similar:
     k: int
     owner: str | None = None
     """Whose records: the user's (``None``) or the shared knowledge's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """-> ``Judgement | None``: a model's decision for a candidate among related records
+    (``None``, or anything falsy: no judge, the rules decide)."""
+
+    candidate: KnowledgeCandidate
+    records: list[Memory]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What to do with a candidate: ``merge`` into or ``supersede`` ``target`` (one of the
+    records shown), or add it as ``new``."""
+
+    action: str
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +266,12 @@ def consolidate_user(
                     continue
                 same_slot = (yield SameSlot(candidate.slot)) if candidate.slot else []
                 similar = yield Similar(vector, settings.neighbours)
+                related = [
+                    m
+                    for m, similarity in similar
+                    if similarity >= settings.link_similarity and m.status is Status.ACTIVE
+                ]
+                judgement = (yield Judge(candidate, related)) if related and not same_slot else None
                 outcome = _integrate(
                     user_id,
                     entry,
@@ -251,6 +281,7 @@ def consolidate_user(
                     similar,
                     now=now,
                     settings=settings,
+                    judgement=judgement or None,
                 )
                 counts.update(outcome.counts)
                 # Staged at once: the next candidate's look-ups must see this one's effect.
@@ -298,6 +329,7 @@ def _integrate(
     *,
     now: datetime,
     settings: ConsolidationSettings,
+    judgement: Judgement | None = None,
 ) -> _Outcome:
     """Merge, supersede, link or add one candidate (pure)."""
     outcome = _Outcome()
@@ -310,38 +342,20 @@ def _integrate(
             return _merge(outcome, same[0], entry, candidate, now=now, settings=settings)
         current = [m for m, v in same_slot if m.status is Status.ACTIVE and v != value]
         new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
-        if current and happened >= (current[-1].valid_from or happened):
-            for old in current:  # the newer value supersedes the current one(s)
-                outcome.changes.append(
-                    _state(
-                        old,
-                        status=Status.SUPERSEDED,
-                        due=None,
-                        valid_to=happened,
-                        superseded_by=new.memory.id,
-                    )
-                )
-                outcome.links.append((new.memory.id, old.id, "supersedes"))
-                outcome.counts["superseded"] += 1
-        elif current:  # older evidence of a value that has since changed: history
-            successor = current[-1]
-            new = replace(
-                new,
-                memory=replace(
-                    new.memory,
-                    status=Status.SUPERSEDED,
-                    valid_to=successor.valid_from,
-                    superseded_by=successor.id,
-                ),
-                due_at=None,
-            )
-            outcome.links.append((successor.id, new.memory.id, "supersedes"))
-            outcome.counts["superseded"] += 1
-        outcome.inserts.append(new)
-        outcome.counts["new"] += 1
-        return outcome
-    # 2. Anything else: the same sentence again, something related, or something new.
+        return _replace(outcome, new, current, happened)
+    # 2. A model's judgement, where one was given and names a record it was shown.
+    target = next(
+        (m for m, _ in similar if judgement is not None and m.id == judgement.target), None
+    )
+    if judgement is not None and judgement.action == "merge" and target is not None:
+        return _merge(outcome, target, entry, candidate, now=now, settings=settings)
+    if judgement is not None and judgement.action == "supersede" and target is not None:
+        new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
+        return _replace(outcome, new, [target], happened)
+    # 3. Anything else: the same sentence again, something related, or something new.
     for memory, similarity in similar:
+        if judgement is not None and judgement.action == "new":
+            break  # the judge saw them and said: not the same
         if similarity < settings.merge_similarity or memory.status is not Status.ACTIVE:
             continue
         if memory.slot is not None and memory.slot != candidate.slot:
@@ -358,6 +372,43 @@ def _integrate(
         if similarity >= settings.link_similarity and memory.id != new.memory.id:
             outcome.links.append((new.memory.id, memory.id, "related"))
             outcome.counts["linked"] += 1
+    return outcome
+
+
+def _replace(
+    outcome: _Outcome, new: NewRecord, current: list[Memory], happened: datetime
+) -> _Outcome:
+    """Add ``new`` as a change of ``current`` (the records it contradicts): newer evidence
+    supersedes them; older evidence is filed as their history."""
+    if current and happened >= (current[-1].valid_from or happened):
+        for old in current:  # the newer value supersedes the current one(s)
+            outcome.changes.append(
+                _state(
+                    old,
+                    status=Status.SUPERSEDED,
+                    due=None,
+                    valid_to=happened,
+                    superseded_by=new.memory.id,
+                )
+            )
+            outcome.links.append((new.memory.id, old.id, "supersedes"))
+            outcome.counts["superseded"] += 1
+    elif current:  # older evidence of a value that has since changed: history
+        successor = current[-1]
+        new = replace(
+            new,
+            memory=replace(
+                new.memory,
+                status=Status.SUPERSEDED,
+                valid_to=successor.valid_from,
+                superseded_by=successor.id,
+            ),
+            due_at=None,
+        )
+        outcome.links.append((successor.id, new.memory.id, "supersedes"))
+        outcome.counts["superseded"] += 1
+    outcome.inserts.append(new)
+    outcome.counts["new"] += 1
     return outcome
 
 

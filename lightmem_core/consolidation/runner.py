@@ -30,6 +30,8 @@ from .plan import (
     Due,
     Embed,
     Evictable,
+    Judge,
+    Judgement,
     NewEvidence,
     Reactivated,
     SameSlot,
@@ -156,12 +158,17 @@ class StoreHandler:
         return handler(request)
 
     async def ahandle(self, request: Any) -> Any:
-        """The async face: a coroutine abstractor is awaited, store work runs in a thread."""
-        if isinstance(request, Abstract):
-            aabstract = getattr(self._abstractor, "aabstract", None)
-            if aabstract is not None and inspect.iscoroutinefunction(aabstract):
+        """The async face: a coroutine abstractor (``aabstract``, ``ajudge``) is awaited,
+        store work runs in a thread."""
+        if isinstance(request, Abstract | Judge):
+            name = "aabstract" if isinstance(request, Abstract) else "ajudge"
+            method = getattr(self._abstractor, name, None)
+            if method is not None and inspect.iscoroutinefunction(method):
                 before = self._abstractor_calls()
-                found = await aabstract(request.evidence)
+                if isinstance(request, Abstract):
+                    found = await method(request.evidence)
+                else:
+                    found = await method(request.candidate, request.records)
                 self.model_calls += self._abstractor_calls() - before
                 return found
         return await asyncio.to_thread(self, request)
@@ -190,6 +197,16 @@ class StoreHandler:
     def _abstract(self, request: Abstract) -> list[Any]:
         before = self._abstractor_calls()
         found = self._abstractor.abstract(request.evidence)
+        self.model_calls += self._abstractor_calls() - before
+        return found
+
+    def _judge(self, request: Judge) -> Judgement | None:
+        """A model consolidator's ``judge(candidate, records)``; the rules decide without."""
+        judge = getattr(self._abstractor, "judge", None)
+        if judge is None:
+            return None
+        before = self._abstractor_calls()
+        found: Judgement | None = judge(request.candidate, request.records)
         self.model_calls += self._abstractor_calls() - before
         return found
 

@@ -70,6 +70,12 @@ class QueryPlan:
     asks_history: bool = False
     """The query is about how things were ("before", "used to"): superseded versions of a
     fact are as welcome as current ones."""
+    strict_window: bool = False
+    """The window is a filter, not a preference: only memories inside it are candidates
+    (set by a model controller's time constraint; the date parser's windows only favour)."""
+    k: int | None = None
+    """How many memories the query needs, when the controller judged it (at most the
+    search's own K)."""
 
     def with_window(self, window: TimeWindow | None) -> QueryPlan:
         return replace(self, window=window)

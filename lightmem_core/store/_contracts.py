@@ -121,8 +121,14 @@ class ConsolidationChanges:
 class RecordStore(Protocol):
     """The record of truth: turns, memories, provenance and full-text search."""
 
-    def add(self, turns: Sequence[Turn], memories: Sequence[Memory]) -> None:
+    def add(
+        self, turns: Sequence[Turn], memories: Sequence[Memory], *, replaces: Sequence[str] = ()
+    ) -> None:
         """Store turns and memories atomically: all or nothing.
+
+        ``replaces`` names existing MTM entries of the user that ``memories`` replace (same
+        id, merged text and provenance): they are rewritten in the same transaction, their
+        full-text rows too, and their vectors become pending.
 
         Raises DuplicateTurnId if a turn id is taken for its user (nothing is stored)."""
         ...

@@ -259,9 +259,15 @@ class SQLiteRecordStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def add(self, turns: Sequence[Turn], memories: Sequence[Memory]) -> None:
+    def add(
+        self, turns: Sequence[Turn], memories: Sequence[Memory], *, replaces: Sequence[str] = ()
+    ) -> None:
         try:
             with self._write() as cur:
+                if replaces:
+                    owners = {m.user_id for m in memories if m.id in set(replaces)}
+                    for owner in owners:
+                        self._delete_memories(cur, owner, list(replaces))
                 positions: dict[str, int] = {}
                 for turn in turns:
                     cur.execute(

@@ -2,19 +2,21 @@
 
 The default :class:`ExtractiveWriter` calls no model: each turn becomes one entry with its
 text (long turns are split at sentence boundaries), so a turn is searchable the moment it
-is added. A model-driven writer plugs in behind the same :class:`Writer` protocol.
+is added. A model-driven writer (:class:`~lightmem_core.slm.SLMWriter`) plugs in behind the
+same :class:`Writer` protocol.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._tokens import approx_token_count
-from .._types import Turn
+from .._types import Memory, Turn
 
-__all__ = ["ExtractiveWriter", "MemoryDraft", "Writer"]
+__all__ = ["ExtractiveWriter", "MemoryDraft", "NearbyWriter", "Writer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +26,28 @@ class MemoryDraft:
     text: str
     kind: str = "turn"
     metadata: dict[str, Any] = field(default_factory=dict)
+    merge_into: str | None = None
+    """The id of an existing MTM entry this draft replaces, merged: the stored entry keeps
+    its id and statistics, takes this text, and adds the turn to its provenance."""
 
 
 class Writer(Protocol):
-    """Writes the MTM entries for one turn. Must be fast: it runs inside ``add``."""
+    """Writes the MTM entries for one turn. Must be fast: it runs inside ``add``.
+
+    A writer with a ``nearby: int`` attribute above 0 is also given that many of the user's
+    existing MTM entries most like the turn (``write(turn, nearby=[...])``), so it can merge
+    a near-duplicate instead of adding another.
+    """
 
     def write(self, turn: Turn) -> list[MemoryDraft]: ...
+
+
+class NearbyWriter(Writer, Protocol):
+    """A writer that sees the user's nearby MTM entries (see :class:`Writer`)."""
+
+    nearby: int
+
+    def write(self, turn: Turn, nearby: Sequence[Memory] = ()) -> list[MemoryDraft]: ...
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
