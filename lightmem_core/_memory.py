@@ -1221,6 +1221,10 @@ class LightMem:
             )
         result["embedder"] = self._embedder.name
         result["models"] = self._models.snapshot()
+        if result["models"]:
+            from .slm.prompts import PROMPT_VERSION
+
+            result["prompt_version"] = PROMPT_VERSION
         result["indexer_error"] = self._indexer.last_error
         if self._scheduler is not None:
             result["consolidation_error"] = self._scheduler.last_error

@@ -90,9 +90,20 @@ class TransformersGenerator:
     def _prompt_text(self, tokenizer: Any, prompt: Prompt) -> str:
         messages = as_messages(prompt)
         if getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
+            from jinja2 import TemplateError
+
+            try:
+                text = tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            except TemplateError:
+                # Some templates refuse a system role (Gemma, early Mistral): fold it into
+                # the first user message instead.
+                if not any(m["role"] == "system" for m in messages):
+                    raise
+                text = tokenizer.apply_chat_template(
+                    _fold_system(messages), tokenize=False, add_generation_prompt=True
+                )
             return str(text)
         return flatten(messages)
 
@@ -144,3 +155,14 @@ class TransformersGenerator:
 
     def __repr__(self) -> str:
         return f"TransformersGenerator({self.source!r}, device={self.device!r})"
+
+
+def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The chat without system messages, their text put before the first user message's."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    for message in rest:
+        if message["role"] == "user":
+            message["content"] = f"{system}\n\n{message['content']}"
+            return rest
+    return [{"role": "user", "content": system}, *rest]
