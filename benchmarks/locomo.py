@@ -5,6 +5,8 @@ Run::
     python benchmarks/locomo.py --data ../shared/data/locomo_dev.json
     python benchmarks/locomo.py --data PATH --out benchmarks/results/locomo \\
         --variants lightmem no-rerank --baselines bm25 --limit-questions 20
+    python benchmarks/locomo.py --data PATH --variants lightmem --baselines none \
+        --slm PATH_OR_MODULE:ATTR --slm-roles controller selector
 
 What it measures
 ----------------
@@ -42,6 +44,12 @@ Systems
   ``consolidated`` (defaults, with ``consolidate()`` run after the ingest, so long-term
   records compete with the turns; a record's ``source_ids`` are its evidence turns).
 
+With ``--slm MODEL`` every LightMem variant has that model drive the ``--slm-roles``
+(default: controller, selector, writer, consolidator; ``LightMem(slm=...)``), and the table
+adds model calls per ingested turn, and calls and tokens per search (all budgets and
+warm-ups counted); ``locomo.json`` holds each role's ledger. ``--slm fake`` answers ``{}``
+to everything: plumbing, no real figures.
+
 Outputs in ``--out``: ``locomo.json`` (every figure, per question too), ``locomo.md`` (the
 table printed at the end), ``recall_1000_by_category.png`` and ``recall_by_budget.png``.
 """
@@ -72,6 +80,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from _common import environment, load_average, make_progress  # sets the offline env first
+from _models import load_model, model_totals
 from dateutil import parser as date_parser
 from rich.console import Console
 from rich.progress import (
@@ -82,6 +91,7 @@ from rich.table import Table
 
 from lightmem_core import DEFAULT_EMBEDDER, LightMem, LightMemConfig
 from lightmem_core.embedding import Embedder, default_embedder
+from lightmem_core.slm.resolve import ROLES
 
 BUDGETS: tuple[int, ...] = (500, 1000, 2000)
 TIMED_BUDGET = 1000
@@ -338,9 +348,11 @@ class LightMemRetriever:
 
     def __init__(self, mem: LightMem) -> None:
         self.mem = mem
+        self.searches = 0
 
     def search(self, user: str, question: str, token_budget: int, now: datetime) -> Ranking:
         hits = self.mem.search(user, question, token_budget=token_budget, now=now)
+        self.searches += 1
         return [(hit.text, tuple(hit.source_ids)) for hit in hits]
 
 
@@ -702,7 +714,11 @@ def ask_all(
 
 @contextmanager
 def lightmem_store(
-    options: Mapping[str, bool], embedder: Embedder | None, workdir: Path, name: str
+    options: Mapping[str, bool],
+    embedder: Embedder | None,
+    workdir: Path,
+    name: str,
+    slm: Mapping[str, Any] | None = None,
 ) -> Iterator[LightMem]:
     """A fresh LightMem store in its own folder, removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
@@ -713,6 +729,7 @@ def lightmem_store(
         config=LightMemConfig().replace(**options),
         embedder=embedder,
         token_counter=whitespace_tokens,
+        slm=slm or None,
     )
     try:
         yield mem
@@ -728,10 +745,11 @@ def build_lightmem_variant(
     workdir: Path,
     progress: Progress,
     stack: ExitStack,
+    slm: Mapping[str, Any] | None = None,
 ) -> SystemResult:
     """A fresh store for the variant, every conversation ingested and flushed."""
     options = LIGHTMEM_VARIANTS[name]
-    mem = stack.enter_context(lightmem_store(options, embedder, workdir, name))
+    mem = stack.enter_context(lightmem_store(options, embedder, workdir, name, slm))
     total = sum(len(c.turns) for c in conversations)
     task = progress.add_task(f"{name}: ingest", total=total)
     ingest = ingest_lightmem(mem, conversations, progress, task)
@@ -740,16 +758,45 @@ def build_lightmem_variant(
         f"(add_many {ingest.add_s:.1f} s, flush {ingest.flush_s:.1f} s)"
     )
     stats: dict[str, Any] = dict(ingest.to_dict())
+    if slm:
+        stats["models"] = _per(model_totals(mem.stats()["models"]), ingest.turns, "turn")
     if name in CONSOLIDATED_VARIANTS:
         task = progress.add_task(f"{name}: consolidate", total=mem.consolidation_backlog())
         report = mem.consolidate(progress=lambda n: progress.advance(task, n))
         stats["consolidation"] = report.to_dict()
+        if slm:
+            stats["consolidation_models"] = model_totals(mem.stats()["models"])
         progress.console.print(
             f"{name}: consolidated {report.entries} entries in {report.seconds:.1f} s: "
             f"{report.new} new, {report.merged} merged, {report.superseded} superseded, "
             f"{report.linked} linked"
         )
     return SystemResult(name, "lightmem", dict(options), stats, LightMemRetriever(mem))
+
+
+def _per(totals: Mapping[str, int], count: int, unit: str) -> dict[str, Any]:
+    """Model totals of a phase, and per ``unit`` (turn, query)."""
+    share = {
+        f"{key}_per_{unit}": round(value / count, 2) if count else None
+        for key, value in totals.items()
+    }
+    return {**totals, **share}
+
+
+def query_model_use(systems: Sequence[SystemResult]) -> None:
+    """Each LightMem system's model use while answering: calls and tokens per search."""
+    for system in systems:
+        retriever = system.retriever
+        if not isinstance(retriever, LightMemRetriever) or "models" not in system.ingest:
+            continue
+        models = retriever.mem.stats()["models"]
+        before = system.ingest["models"]
+        if "consolidation" in system.ingest:
+            before = system.ingest["consolidation_models"]
+        total = model_totals(models)
+        during = {key: total[key] - int(before[key]) for key in total}
+        system.ingest["query_models"] = _per(during, retriever.searches, "query")
+        system.ingest["roles"] = models
 
 
 def build_baselines(
@@ -805,11 +852,15 @@ def run_benchmark(
     console: Console | None = None,
     show_progress: bool = True,
     workdir: Path | None = None,
+    slm: Any = None,
+    slm_roles: Sequence[str] = ROLES,
 ) -> dict[str, Any]:
     """Run every system on the LoCoMo file ``data``; write the reports to ``out``.
 
     ``embedder`` replaces the default MiniLM for the LightMem stores and the dense baseline
-    (tests pass a fast fake). Returns everything written to ``locomo.json``.
+    (tests pass a fast fake). ``slm`` drives the ``slm_roles`` of every LightMem variant
+    (``LightMem(slm=...)``); their model calls and tokens per turn and per query are
+    reported. Returns everything written to ``locomo.json``.
     """
     unknown = [v for v in variants if v not in LIGHTMEM_VARIANTS] + [
         b for b in baselines if b not in BASELINES
@@ -832,11 +883,15 @@ def run_benchmark(
     try:
         with ExitStack() as stack, make_progress(console, enabled=show_progress) as progress:
             systems = build_baselines(baselines, conversations, embedder, progress, stack)
+            roles = dict.fromkeys(slm_roles, slm) if slm is not None else None
             for name in variants:
                 systems.append(
-                    build_lightmem_variant(name, conversations, embedder, scratch, progress, stack)
+                    build_lightmem_variant(
+                        name, conversations, embedder, scratch, progress, stack, roles
+                    )
                 )
             ask_all(systems, conversations, progress)
+            query_model_use(systems)
             embed_p50 = embed_latency_p50(embedder, conversations)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -849,6 +904,11 @@ def run_benchmark(
         embedder_name=embedder.name if embedder is not None else DEFAULT_EMBEDDER,
         wall_s=time.perf_counter() - started,
         load=(load_before, load_average()),
+    )
+    results["config"]["slm"] = (
+        {"model": getattr(slm, "name", str(slm)), "roles": list(slm_roles)}
+        if slm is not None
+        else None
     )
     results["embed_one_query_p50_ms"] = _round(embed_p50, 3)
     for system in results["systems"].values():
@@ -977,6 +1037,9 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
         "p50 ÷ embed",
         "ingest turns/s",
     ]
+    with_models = any("query_models" in s["ingest"] for s in results["systems"].values())
+    if with_models:
+        header += ["calls/turn", "calls/query", "tokens/query"]
     rows: list[list[str]] = []
     for name, system in results["systems"].items():
         categories = system["categories"]
@@ -1001,6 +1064,19 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
                 f"{rate:,.0f}" if isinstance(rate, int | float) else "–",
             ]
         )
+        if with_models:
+            ingest, queries = (
+                system["ingest"].get("models", {}),
+                system["ingest"].get("query_models", {}),
+            )
+            tokens = (queries.get("tokens_in_per_query") or 0) + (
+                queries.get("tokens_out_per_query") or 0
+            )
+            rows[-1] += [
+                _fmt(ingest.get("calls_per_turn"), 2),
+                _fmt(queries.get("calls_per_query"), 2),
+                _fmt(tokens, 0) if queries else "–",
+            ]
     return header, rows
 
 
@@ -1172,8 +1248,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="score only the first N scorable questions of each conversation (smoke runs)",
     )
+    parser.add_argument(
+        "--slm",
+        metavar="MODEL",
+        help="a model driving LightMem's roles: 'fake' (plumbing, answers {}), "
+        "module:attribute (a LangChain chat model, LlamaIndex LLM or TextGenerator), or a "
+        "local transformers model path",
+    )
+    parser.add_argument(
+        "--slm-roles",
+        nargs="*",
+        metavar="ROLE",
+        help=f"the roles --slm drives (default all): {', '.join(ROLES)}",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    args.slm_roles = _names(args.slm_roles, ROLES)
+    bad_roles = [r for r in args.slm_roles if r not in ROLES]
+    if bad_roles:
+        parser.error(f"unknown role(s): {', '.join(bad_roles)}")
     args.variants = _names(args.variants, tuple(LIGHTMEM_VARIANTS))
     args.baselines = _names(args.baselines, BASELINES)
     bad = [v for v in args.variants if v not in LIGHTMEM_VARIANTS]
@@ -1200,7 +1293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(
         f"[bold]LoCoMo retrieval benchmark[/bold]  data={args.data}  "
         f"baselines={args.baselines}  variants={args.variants}  "
-        f"limit_questions={args.limit_questions}"
+        f"limit_questions={args.limit_questions}  slm={args.slm} roles={args.slm_roles}"
     )
     results = run_benchmark(
         args.data,
@@ -1210,6 +1303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit=args.limit_questions,
         console=console,
         show_progress=not args.no_progress,
+        slm=load_model(args.slm) if args.slm else None,
+        slm_roles=args.slm_roles,
     )
     print_table(results, console)
     console.print(

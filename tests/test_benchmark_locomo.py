@@ -177,3 +177,32 @@ def test_benchmark_end_to_end(locomo: ModuleType, data_file: Path, tmp_path: Pat
 def test_unknown_variant_is_refused(locomo: ModuleType, data_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no-such-variant"):
         locomo.run_benchmark(data_file, tmp_path / "out", variants=["no-such-variant"])
+
+
+def test_benchmark_reports_model_calls_per_turn_and_per_query(
+    locomo: ModuleType, data_file: Path, tmp_path: Path
+) -> None:
+    models = load_benchmark("_models")
+    results = locomo.run_benchmark(
+        data_file,
+        tmp_path / "report",
+        variants=["lightmem", "consolidated"],
+        baselines=[],
+        embedder=HashingEmbedder(),
+        show_progress=False,
+        workdir=tmp_path,
+        slm=models.load_model("fake"),
+        slm_roles=["controller", "selector", "writer", "consolidator"],
+    )
+    assert results["config"]["slm"] == {
+        "model": "fake:empty-json",
+        "roles": ["controller", "selector", "writer", "consolidator"],
+    }
+    for name, system in results["systems"].items():
+        ingest = system["ingest"]
+        assert ingest["models"]["calls_per_turn"] == 1.0, name  # one writer call per turn
+        assert ingest["query_models"]["calls_per_query"] == 2.0, name  # controller + selector
+        assert ingest["query_models"]["tokens_in_per_query"] > 0
+        assert ingest["roles"]["writer"]["fallbacks"] == 8  # "{}" is no entry: extractive
+    assert results["systems"]["consolidated"]["ingest"]["consolidation"]["model_calls"] > 0
+    assert "calls/query" in (tmp_path / "report" / "locomo.md").read_text()
