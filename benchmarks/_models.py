@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightmem_core.slm.base import Generation, Prompt, as_messages, estimate_tokens
@@ -47,15 +49,25 @@ class EmptyJSONGenerator:
         return self.generate(prompt, max_tokens=max_tokens)
 
 
+_IMPORT_SPEC = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)")
+
+
 def load_model(spec: str) -> Any:
     """The model object a spec names (see the module docstring)."""
     if spec == "fake":
         return EmptyJSONGenerator()
-    module_name, colon, attribute = spec.partition(":")
-    if colon and module_name and attribute and "/" not in module_name:
-        found = getattr(importlib.import_module(module_name), attribute)
-        return found() if inspect.isclass(found) or inspect.isfunction(found) else found
-    return spec  # a transformers model path or hub id: LightMem(slm=...) loads it
+    path = Path(spec).expanduser()
+    if path.exists():
+        return str(path)
+    match = _IMPORT_SPEC.fullmatch(spec)
+    if match is None:
+        return spec  # a hub id: LightMem(slm=...) loads it from the local cache
+    found: Any = importlib.import_module(match.group(1))
+    for part in match.group(2).split("."):
+        found = getattr(found, part)
+    if inspect.isclass(found) or inspect.isroutine(found):
+        found = found()  # a factory
+    return found
 
 
 def model_totals(models: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:

@@ -148,3 +148,21 @@ def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random cross-encoder (BERT with a 1-label head), saved to a folder."""
     return _tiny_bert(tmp_path_factory.mktemp("tiny-ce"), classifier=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random causal LM (2-layer Llama, byte-level BPE) with a chat template."""
+    from _tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_no_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of tiny causal LM, its tokenizer without a chat template."""
+    from _tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(
+        tmp_path_factory.mktemp("tiny-lm-plain") / "model", chat_template=False
+    )

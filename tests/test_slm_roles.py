@@ -367,3 +367,22 @@ def test_an_unknown_role_or_model_is_a_configuration_error(tmp_path: Path) -> No
         _open(tmp_path / "b", 42)
     with pytest.raises(ConfigurationError, match="slm_timeout_s"):
         _open(tmp_path / "c", None, slm_timeout_s=0)
+
+
+def test_a_tiny_random_transformers_model_drives_every_role(
+    tmp_path: Path, tiny_lm_path: Path
+) -> None:
+    """The real loading and generation code, end to end: its output is nonsense, so every
+    step falls back, is counted, and nothing fails or is lost."""
+    with _open(tmp_path / "s", str(tiny_lm_path)) as mem:
+        _pets(mem)
+        assert len(mem.search("u", "Tell me about my dog")) == 3
+        assert mem.consolidate("u").entries == 3
+        assert mem.stats("u")["mtm"] == 3
+        models = mem.stats()["models"]
+        assert set(models) == {"consolidator", "controller", "selector", "writer"}
+        for role, used in models.items():
+            assert used["model"] == "transformers:model", role
+            assert used["calls"] >= 1, role
+            assert used["tokens_in"] > 0, role
+            assert used["fallbacks"] >= 1, role

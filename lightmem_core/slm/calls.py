@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -29,8 +31,22 @@ logger = logging.getLogger("lightmem.slm")
 
 T = TypeVar("T", bound=BaseModel)
 
-# Sync calls wait on a worker so a hung model can be abandoned at its time limit.
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="lightmem-slm")
+
+def _within(timeout_s: float, work: Callable[[], Generation]) -> Generation:
+    """``work()`` in a thread of its own, given up on after ``timeout_s`` (TimeoutError).
+
+    Its own thread, not a pool's: a hung model is abandoned with its thread and never holds
+    back later calls."""
+    outcome: concurrent.futures.Future[Generation] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(work())
+        except BaseException as err:
+            outcome.set_exception(err)
+
+    threading.Thread(target=run, name="lightmem-slm", daemon=True).start()
+    return outcome.result(timeout=timeout_s)
 
 
 def fit_lines(lines: Sequence[str], budget: int) -> list[str]:
@@ -87,13 +103,15 @@ class RoleModel:
         messages = self.prompt.messages(**values)
         started = time.perf_counter()
         try:
-            future = _POOL.submit(
-                self.generator.generate,
-                messages,
-                max_tokens=self.prompt.max_output_tokens,
-                json_schema=schema.model_json_schema(),
+            generation = _within(
+                self.timeout_s,
+                partial(
+                    self.generator.generate,
+                    messages,
+                    max_tokens=self.prompt.max_output_tokens,
+                    json_schema=schema.model_json_schema(),
+                ),
             )
-            generation = future.result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:
             self._failed("timeout", started, messages)
             return None
