@@ -14,8 +14,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
-from typing import TypeVar
+from functools import cache, partial
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -47,6 +47,12 @@ def _within(timeout_s: float, work: Callable[[], Generation]) -> Generation:
 
     threading.Thread(target=run, name="lightmem-slm", daemon=True).start()
     return outcome.result(timeout=timeout_s)
+
+
+@cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A role's output schema (built once: pydantic takes about a millisecond)."""
+    return model.model_json_schema()
 
 
 def fit_lines(lines: Sequence[str], budget: int) -> list[str]:
@@ -109,7 +115,7 @@ class RoleModel:
                     self.generator.generate,
                     messages,
                     max_tokens=self.prompt.max_output_tokens,
-                    json_schema=schema.model_json_schema(),
+                    json_schema=_schema(schema),
                 ),
             )
         except concurrent.futures.TimeoutError:
@@ -129,7 +135,7 @@ class RoleModel:
                 self.generator.agenerate(
                     messages,
                     max_tokens=self.prompt.max_output_tokens,
-                    json_schema=schema.model_json_schema(),
+                    json_schema=_schema(schema),
                 ),
                 timeout=self.timeout_s,
             )
