@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ class ChromaVectorIndex:
         if (path is None) == (server is None):
             raise ValueError("give exactly one of path or server")
         self._prefix = prefix
+        self._path = Path(path) if path is not None else None
         self._collections: dict[tuple[str, str], Collection] = {}
         # Collections found missing, and when: another process (a shared server) may create
         # one, so "missing" is believed for a few seconds only.
@@ -81,6 +83,7 @@ class ChromaVectorIndex:
                 Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
                 self.location = str(path)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+                make_private(Path(path))
         except PermissionError as err:
             raise StoreNotWritable(f"cannot write the vector index at {path}: {err}") from err
         except Exception as err:
@@ -255,12 +258,27 @@ class ChromaVectorIndex:
     def close(self) -> None:
         with self._lock:
             self._collections.clear()
+        if self._path is not None:
+            make_private(self._path)
 
     def _forget_handle(self, user_id: str) -> None:
         with self._lock:
             for tier in _TIERS:
                 self._collections.pop((user_id, tier), None)
                 self._missing.pop((user_id, tier), None)
+
+
+def make_private(root: Path) -> None:
+    """Folders 0700 and files 0600 under ``root``. Chroma creates its files with the
+    process umask (often 0644); the store folder is 0700 already, so nothing was reachable,
+    but files at rest should say private too. Run on open and on close, since Chroma writes
+    its index files lazily."""
+    for folder, _folders, files in os.walk(root):
+        with suppress(OSError):
+            os.chmod(folder, 0o700)
+        for name in files:
+            with suppress(OSError):
+                os.chmod(os.path.join(folder, name), 0o600)
 
 
 _TIERS = ("mtm", "ltm")
