@@ -71,6 +71,7 @@ from .retrieval import (
 )
 from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
+from .safety import INSTRUCTION_LIKE, flag_instructions
 from .slm.accounting import ModelLedger
 from .store import (
     ChromaVectorIndex,
@@ -426,7 +427,7 @@ class LightMem:
                         text=draft.text,
                         timestamp=turn.timestamp,
                         source_ids=tuple(dict.fromkeys([*base.source_ids, turn.turn_id])),
-                        metadata={**base.metadata, **draft.metadata},
+                        metadata=flag_instructions({**base.metadata, **draft.metadata}, draft.text),
                     )
                     continue
                 fresh.append(
@@ -441,7 +442,7 @@ class LightMem:
                         speaker=turn.speaker,
                         source_ids=(turn.turn_id,),
                         created_at=now,
-                        metadata=draft.metadata,
+                        metadata=flag_instructions(draft.metadata, draft.text),
                     )
                 )
         return [*merged.values(), *fresh], list(merged)
@@ -530,7 +531,9 @@ class LightMem:
             timestamp=check.timestamp(timestamp) if timestamp is not None else now,
             source_ids=sources,
             created_at=now,
-            metadata=check.metadata(metadata, max_bytes=self.config.max_metadata_bytes),
+            metadata=flag_instructions(
+                check.metadata(metadata, max_bytes=self.config.max_metadata_bytes), body
+            ),
         )
         self._records.add([], [memory])
         self._indexer.notify()
@@ -768,6 +771,7 @@ class LightMem:
                 tokens=tokens,
                 status=m.status,
                 valid_to=m.valid_to,
+                flags=(INSTRUCTION_LIKE,) if m.metadata.get(INSTRUCTION_LIKE) else (),
             )
             for m, score, tokens in kept
         ]

@@ -162,6 +162,9 @@ class Hit:
     """``superseded`` for a long-term record that a newer one replaced (history)."""
     valid_to: datetime | None = None
     """When a superseded record stopped being true."""
+    flags: tuple[str, ...] = ()
+    """Warnings about the text: ``instruction_like`` when it reads like an instruction to
+    a model (see :mod:`lightmem_core.safety`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +180,7 @@ class Hit:
             "tokens": self.tokens,
             "status": self.status.value,
             "valid_to": _iso(self.valid_to),
+            "flags": list(self.flags),
         }
 
 

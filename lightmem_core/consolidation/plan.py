@@ -37,6 +37,7 @@ from typing import Any
 
 from .._types import Memory, Status, Tier
 from ..retrieval.pipeline import query_terms
+from ..safety import flag_instructions
 from ..store import ConsolidationChanges, Evidence, NewRecord, RecordChange
 from .abstractor import KnowledgeCandidate
 from .shared import SHARED_USER, deidentify
@@ -542,6 +543,7 @@ def _new_record(
     metadata: dict[str, Any] = {"evidence": entry.memory.id}
     if candidate.subject:
         metadata["subject"] = candidate.subject
+    metadata = flag_instructions(metadata, candidate.text)
     memory = Memory(
         id=record_id(user_id, entry.memory.id, index),
         user_id=user_id,

@@ -8,6 +8,7 @@ small models follow a shown example better than a schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["PROMPTS", "PROMPT_VERSION", "RolePrompt"]
@@ -153,6 +154,10 @@ PROMPTS: dict[str, RolePrompt] = {
 }
 
 
+_DELIMITER = re.compile(r"<\s*/?\s*data\b", re.IGNORECASE)
+
+
 def quoted(text: str) -> str:
-    """Memory text made safe to place between the data delimiters."""
-    return text.replace(DATA_OPEN, "<\u200bdata>").replace(DATA_CLOSE, "<\u200b/data>")
+    """Text made safe to place between the data delimiters: anything that looks like one
+    (``</data>``, ``< /DATA >``) loses its ``<``."""
+    return _DELIMITER.sub(lambda m: m.group(0).replace("<", "\u2039"), text)
