@@ -26,6 +26,7 @@ from ._errors import (
     ModelIntegrityError,
     StorageError,
     StoreClosed,
+    StoreInUse,
     StoreNotWritable,
     ValidationError,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Status",
     "StorageError",
     "StoreClosed",
+    "StoreInUse",
     "StoreNotWritable",
     "Tier",
     "TokenCounter",

@@ -16,7 +16,8 @@ Builtin bases are mixed in where they carry meaning, so callers that already cat
     │   ├── EmbeddingDimensionMismatch
     │   └── ModelIntegrityError                model weights failed their checksum
     ├── StorageError (OSError)                 the record store or vector index failed
-    │   └── StoreNotWritable (PermissionError)
+    │   ├── StoreNotWritable (PermissionError)
+    │   └── StoreInUse                         an embedded store is open in another process
     ├── MissingDependency (ImportError)        an optional extra is not installed
     ├── StoreClosed (RuntimeError)             the LightMem instance was closed
     └── ConsolidationInProgress (RuntimeError) another run is consolidating that user
@@ -39,6 +40,7 @@ __all__ = [
     "ModelIntegrityError",
     "StorageError",
     "StoreClosed",
+    "StoreInUse",
     "StoreNotWritable",
     "ValidationError",
 ]
@@ -94,6 +96,11 @@ class StorageError(LightMemError, OSError):
 
 class StoreNotWritable(StorageError, PermissionError):
     """The store path cannot be created or written."""
+
+
+class StoreInUse(StorageError):
+    """An embedded store (Chroma on disk) is open in another process. Embedded Chroma is
+    safe for one process only: share a store between processes through a Chroma server."""
 
 
 class MissingDependency(LightMemError, ImportError):

@@ -31,6 +31,7 @@ from ._errors import (
     EmbeddingDimensionMismatch,
     InvalidArgument,
     StoreClosed,
+    StoreInUse,
     StoreNotWritable,
 )
 from ._indexer import VectorIndexer
@@ -95,6 +96,37 @@ _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itsel
 _SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
 _LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
 _HOST = socket.gethostname()
+
+
+def _lock_for_this_process(path: Path) -> int | None:
+    """Hold the embedded store for this process (``<path>/.lock``, a POSIX record lock).
+
+    Chroma on disk is safe for one process only; a second process writing it could lose
+    vectors. So a second process gets :class:`StoreInUse` at once, naming the holder. The
+    lock is per process: reopening the store in the same process is fine. The kernel drops
+    it when the process ends, however it ends. ``None`` where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    lock_path = path / ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise StoreNotWritable(f"cannot create the lock file {lock_path}: {err}") from err
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreInUse(
+            f"the store at {path} is open in another process (pid {holder}). Chroma on disk "
+            "is safe for one process only: stop that process, or share the store through a "
+            "Chroma server (chroma_url=...)."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -190,18 +222,29 @@ class LightMem:
         self.path = Path(path).expanduser()
         self._closed = False
         self._make_private_dir(self.path)
-        self._records: RecordStore = SQLiteRecordStore(
-            self.path / "records.sqlite3",
-            synchronous=self.config.sqlite_synchronous,
-            busy_timeout_s=self.config.busy_timeout_s,
-        )
+        self._process_lock: int | None = None
+        if not self.config.chroma_server:
+            self._process_lock = _lock_for_this_process(self.path)
+        try:
+            self._records: RecordStore = SQLiteRecordStore(
+                self.path / "records.sqlite3",
+                synchronous=self.config.sqlite_synchronous,
+                busy_timeout_s=self.config.busy_timeout_s,
+            )
+        except BaseException:
+            self._abandon()
+            raise
         self._vectors_handle: VectorIndex | None = None
         self._vectors_lock = threading.Lock()
-        self._embedder = resolve_embedder(
-            embedder if embedder is not None else self.config.embedder,
-            threads=self.config.embed_threads,
-            batch_size=self.config.embed_batch_size,
-        )
+        try:
+            self._embedder = resolve_embedder(
+                embedder if embedder is not None else self.config.embedder,
+                threads=self.config.embed_threads,
+                batch_size=self.config.embed_batch_size,
+            )
+        except BaseException:
+            self._abandon()
+            raise
         self._writer: Writer = writer or ExtractiveWriter()
         self._reranker: Reranker = reranker or LocalReranker(
             ltm_boost=self.config.ltm_boost, superseded_penalty=self.config.superseded_penalty
@@ -229,7 +272,7 @@ class LightMem:
                     timeout_s=self.config.slm_timeout_s,
                 )
             except BaseException:
-                self._records.close()
+                self._abandon()
                 raise
             self._slm_controller = roles.controller
             self._reranker, self._writer = roles.reranker, roles.writer
@@ -252,7 +295,7 @@ class LightMem:
             if reindex:
                 self.reindex()
         except BaseException:
-            self._records.close()
+            self._abandon()
             raise
         self._indexer.start()
         every_turns, every_seconds = self.config.consolidation_trigger
@@ -266,6 +309,15 @@ class LightMem:
             threading.Thread(target=warm_up, name="lightmem-warm-up", daemon=True).start()
 
     # --- opening ------------------------------------------------------------------------
+
+    def _abandon(self) -> None:
+        """Undo a half-done open: close what was opened, release the store."""
+        records = getattr(self, "_records", None)
+        if records is not None:
+            records.close()
+        if self._process_lock is not None:
+            os.close(self._process_lock)
+            self._process_lock = None
 
     @staticmethod
     def _make_private_dir(path: Path) -> None:
@@ -1289,6 +1341,9 @@ class LightMem:
         if self._vectors_handle is not None:
             self._vectors_handle.close()
         self._records.close()
+        if self._process_lock is not None:
+            os.close(self._process_lock)  # releases the lock
+            self._process_lock = None
 
     def __enter__(self) -> LightMem:
         return self

@@ -20,6 +20,7 @@ collection names. We always pass embeddings ourselves: Chroma's default embeddin
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,8 @@ from .._errors import MissingDependency, StorageError, StoreNotWritable
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
+
+logger = logging.getLogger("lightmem")
 
 __all__ = ["ChromaVectorIndex"]
 
@@ -184,21 +187,36 @@ class ChromaVectorIndex:
         collection = self._collection(user_id, tier, create=False)
         if collection is None:
             return []
-        try:
-            result = collection.query(
-                query_embeddings=[list(map(float, embedding))],  # type: ignore[arg-type]
-                n_results=k,
-                # The tier is the collection: only the other clauses (time) filter.
-                where=_without_tier(where),
-                # No metadata: fetching it doubles the cost of a query, and isolation does not
-                # need it (the collection is the user's; rows are re-read by user id).
-                include=["distances"],
-            )
-        except Exception as err:
-            self._forget_handle(user_id)
-            if _is_not_found(err):
-                return []
-            raise StorageError(f"vector index query failed ({self.location}): {err}") from err
+        for attempt in range(len(_UNFLUSHED_RETRIES) + 1):
+            try:
+                result = collection.query(
+                    query_embeddings=[list(map(float, embedding))],  # type: ignore[arg-type]
+                    n_results=k,
+                    # The tier is the collection: only the other clauses (time) filter.
+                    where=_without_tier(where),
+                    # No metadata: fetching it doubles the cost of a query, and isolation
+                    # does not need it (the collection is the user's; rows are re-read by
+                    # user id).
+                    include=["distances"],
+                )
+                break
+            except Exception as err:
+                self._forget_handle(user_id)
+                if _is_not_found(err):
+                    return []
+                if _UNFLUSHED in str(err):
+                    # A Chroma server answers a query on a collection whose first vectors
+                    # are not on disk yet with this error (chroma-core/chroma#4212): they
+                    # will be in a moment. Wait a little; if they are still not there, this
+                    # search goes without them (BM25 still finds the rows).
+                    if attempt < len(_UNFLUSHED_RETRIES):
+                        time.sleep(_UNFLUSHED_RETRIES[attempt])
+                        continue
+                    logger.warning(
+                        "vector index not ready for a query (%s): %s", self.location, err
+                    )
+                    return []
+                raise StorageError(f"vector index query failed ({self.location}): {err}") from err
         ids = result["ids"][0]
         distances = (result["distances"] or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
@@ -282,6 +300,8 @@ def make_private(root: Path) -> None:
 
 
 _TIERS = ("mtm", "ltm")
+_UNFLUSHED = "Nothing found on disk"
+_UNFLUSHED_RETRIES = (0.05, 0.2, 0.5)
 _MISSING_TTL_S = 5.0
 
 
