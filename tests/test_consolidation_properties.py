@@ -1,15 +1,20 @@
-"""A stateful property test: any interleaving of add, remember, consolidate, search and
-forget keeps the store's invariants, checked after every step against the SQLite file and
-a model of what each user added:
+"""A stateful property test: any interleaving of add, remember, consolidate, search,
+export and forget keeps the store's invariants, checked after every step against the
+SQLite file and a model of what each user added:
 
 - every memory is in exactly one tier and belongs to exactly one user;
 - no link joins two users, and a superseded record points at a record of its own user;
 - provenance always points at real turns of the record's user;
-- each user's turns are exactly the ones the model holds; searches return only their own.
+- each user's turns are exactly the ones the model holds; searches and exports return only
+  their own (every turn carries a marker word unique to its user and step);
+- after ``forget``, none of the user's markers is anywhere: not in SQLite (the full-text
+  index and its shadow tables included, after a checkpoint), not in Chroma's files, not in
+  the engine's caches.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -47,6 +52,7 @@ class ConsolidationMachine(RuleBasedStateMachine):
             self.folder / "store", embedder=HashingEmbedder(), link_similarity=0.3, mtm_capacity=6
         )
         self.turns: dict[str, set[str]] = {u: set() for u in USERS}
+        self.markers: dict[str, set[str]] = {u: set() for u in USERS}
         self.clock = datetime(2024, 1, 1, tzinfo=UTC)
         self.serial = 0
 
@@ -61,8 +67,16 @@ class ConsolidationMachine(RuleBasedStateMachine):
         self.serial += 1
         self.clock += timedelta(days=3)
         turn_id = f"{user}-{self.serial}"
-        self.mem.add(user, saying, speaker=user.title(), turn_id=turn_id, timestamp=self.clock)
+        marker = f"qz{user}{self.serial}x"  # one word, unique to this user and step
+        self.mem.add(
+            user,
+            f"{saying} Note {marker}.",
+            speaker=user.title(),
+            turn_id=turn_id,
+            timestamp=self.clock,
+        )
         self.turns[user].add(turn_id)
+        self.markers[user].add(marker)
 
     @precondition(lambda self: any(self.turns.values()))
     @rule(user=st.sampled_from(USERS), data=st.data())
@@ -79,11 +93,46 @@ class ConsolidationMachine(RuleBasedStateMachine):
     def search(self, user: str, saying: str) -> None:
         for hit in self.mem.search(user, saying):
             assert set(hit.source_ids) <= self.turns[user]
+            assert set(_MARKER.findall(hit.text)) <= self.markers[user]
+
+    @rule(user=st.sampled_from(USERS))
+    def export(self, user: str) -> None:
+        data = self.mem.export(user)
+        assert {t["turn_id"] for t in data["turns"]} == self.turns[user]
+        assert all(m["user_id"] == user for m in data["memories"])
+        said = " ".join(
+            [*(t["content"] for t in data["turns"]), *(m["text"] for m in data["memories"])]
+        )
+        assert set(_MARKER.findall(said)) <= self.markers[user]
 
     @rule(user=st.sampled_from(USERS))
     def forget(self, user: str) -> None:
         self.mem.forget(user)
+        gone = self.markers[user]
         self.turns[user] = set()
+        self.markers[user] = set()
+        if gone:
+            self._found_nowhere(user, gone)
+
+    def _found_nowhere(self, user: str, markers: set[str]) -> None:
+        store = self.folder / "store"
+        conn = sqlite3.connect(store / "records.sqlite3")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for marker in markers:
+                hits = conn.execute(
+                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (marker,)
+                ).fetchone()
+                assert hits == (0,), marker
+        finally:
+            conn.close()
+        pattern = re.compile("|".join(sorted(markers)).encode())
+        for file in store.rglob("*"):
+            if file.is_file():
+                assert pattern.search(file.read_bytes()) is None, file
+        cached = [key for key in self.mem._query_cache if key[0] == user]
+        assert cached == []
+        assert user not in self.mem._speaker_cache
 
     # --- invariants -----------------------------------------------------------------------------
 
@@ -136,6 +185,8 @@ class ConsolidationMachine(RuleBasedStateMachine):
             assert stored == self.turns[user]
         assert self.mem.consolidation_backlog() >= 0
 
+
+_MARKER = re.compile(r"qz[a-z]+\d+x")
 
 TestConsolidationProperties = ConsolidationMachine.TestCase
 TestConsolidationProperties.settings = settings(
