@@ -551,7 +551,7 @@ class LightMem:
         *,
         kind: str = "fact",
         timestamp: datetime | str | float | None = None,
-        source_ids: Sequence[str] = (),
+        source_ids: Sequence[str] | None = (),
         metadata: Mapping[str, Any] | None = None,
     ) -> Memory:
         """Pin a piece of knowledge straight into long-term memory.
@@ -565,9 +565,7 @@ class LightMem:
         user = check.user_id(user_id)
         body = check.content(text, max_chars=self.config.max_content_chars, what="text")
         kind = check.identifier(kind, what="kind")
-        sources = tuple(
-            dict.fromkeys(check.identifier(s, what="source_ids item") for s in source_ids)
-        )
+        sources = check.identifiers(source_ids, what="source_ids")
         if sources:
             known = self._records.existing_turn_ids(user, sources)
             missing = [s for s in sources if s not in known]

@@ -83,6 +83,15 @@ def content(value: object, *, max_chars: int, what: str = "content") -> str:
     return text
 
 
+def identifiers(value: object, *, what: str) -> tuple[str, ...]:
+    """A list of ids (``None``: none), each checked, repeats dropped, order kept."""
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise InvalidArgument(f"{what} must be a list of ids, got {type(value).__name__}")
+    return tuple(dict.fromkeys(identifier(item, what=f"{what} item") for item in value))
+
+
 def optional_text(value: object, *, what: str) -> str | None:
     """A short optional label such as a speaker name."""
     if value is None:
