@@ -1,20 +1,31 @@
 """Test helpers for users of LightMem: a fast, deterministic embedder whose similarities
-mean something, so tests need no model.
+mean something, so tests need no model, and a real Chroma server on loopback.
 
     from lightmem_core import LightMem
-    from lightmem_core.testing import HashingEmbedder
+    from lightmem_core.testing import HashingEmbedder, chroma_server
 
     mem = LightMem(tmp_path, embedder=HashingEmbedder())
+    with chroma_server(tmp_path / "chroma") as url:
+        shared = LightMem(tmp_path / "shared", chroma_url=url)
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["HashingEmbedder"]
+__all__ = ["HashingEmbedder", "chroma_server"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -52,3 +63,57 @@ class HashingEmbedder:
             norm = math.sqrt(sum(x * x for x in vector)) or 1.0
             vectors.append([x / norm for x in vector])
         return vectors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def chroma_server(folder: Path, *, timeout_s: float = 60.0) -> Iterator[str]:
+    """A real ``chroma run`` server on 127.0.0.1 with its data in ``folder``; yields its URL
+    and stops it (by its own pid) afterwards. Raises ``RuntimeError`` if it does not start."""
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if chroma is None:
+        raise RuntimeError("the chroma command is not installed")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    port = _free_port()
+    with (folder / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                chroma,
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--path",
+                str(folder / "db"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as reply:
+                        if reply.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (folder / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the chroma server did not start: {tail}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -4,18 +4,12 @@ once), a real Chroma server on loopback, and a tiny sentence-transformers model 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lightmem_core import LightMem
+from lightmem_core import LightMem, testing
 from lightmem_core.embedding import SentenceTransformerEmbedder, default_embedder
 from lightmem_core.testing import HashingEmbedder
 
@@ -38,50 +32,14 @@ def minilm() -> SentenceTransformerEmbedder:
     return embedder
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``chroma run`` server on 127.0.0.1, stopped by its pid at the end."""
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if chroma is None:
-        pytest.fail("the chroma command is not installed")
-    port = _free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    log = (data / "server.log").open("wb")
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen(
-        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(data / "db")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"chroma server did not start: {(data / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.2)
     try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        with testing.chroma_server(tmp_path_factory.mktemp("chroma-server")) as url:
+            yield url
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 def _tiny_bert(root: Path, *, classifier: bool) -> Path:

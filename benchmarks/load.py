@@ -1,0 +1,284 @@
+"""Loopback load test: many users adding and searching at once, bounded in count and time.
+
+Run::
+
+    python benchmarks/load.py                       # 50 users x 200 turns, Chroma server
+    python benchmarks/load.py --users 10 --turns 50 --embedded --embedder hashing
+
+Each simulated user is a thread of its own with its own user id. It adds its turns one by
+one (``add``), searches its memory after every ``--search-every`` turns (``search``, budget
+1,000 tokens), and checks that every hit is its own (a cross-user hit counts as an error).
+By default the vector index is a real ``chroma run`` server on 127.0.0.1 (the
+several-process deployment); ``--embedded`` uses Chroma on disk instead. The record store
+is SQLite either way. The run stops at ``--max-seconds`` if it is not done.
+
+Reported: throughput of adds and searches, p50/p95/p99 latency of each, errors (must be 0,
+and the script exits 1 otherwise), and whether the vector index caught up (``flush``) with
+every write. Results go to ``--out`` as ``load.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _common import environment, make_progress  # sets the offline env first
+from rich.console import Console
+from rich.table import Table
+
+from lightmem_core import LightMem
+from lightmem_core.testing import HashingEmbedder, chroma_server
+
+TOPICS = (
+    "sailing on the lake",
+    "a new recipe for bread",
+    "the chess tournament",
+    "my sister's wedding",
+    "a trip to Lisbon",
+    "the garden tomatoes",
+    "learning the violin",
+    "a job interview",
+)
+
+
+@dataclass(slots=True)
+class Timings:
+    add_ms: list[float] = field(default_factory=list)
+    search_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _user(
+    mem: LightMem,
+    user: str,
+    turns: int,
+    search_every: int,
+    deadline: float,
+    timings: Timings,
+    done: Any,
+) -> None:
+    adds, searches, errors = [], [], []
+    for i in range(turns):
+        if time.monotonic() > deadline:
+            break
+        text = f"{user} talked about {TOPICS[i % len(TOPICS)]} (turn {i})."
+        started = time.perf_counter()
+        try:
+            mem.add(user, text, turn_id=f"t{i}", session_id=f"s{i // 20}")
+            adds.append((time.perf_counter() - started) * 1000)
+        except Exception as err:  # counted: the figure that must be 0
+            errors.append(f"add {user} {i}: {type(err).__name__}: {err}")
+        if (i + 1) % search_every == 0:
+            started = time.perf_counter()
+            try:
+                hits = mem.search(user, f"What did {user} say about {TOPICS[i % len(TOPICS)]}?")
+                searches.append((time.perf_counter() - started) * 1000)
+                foreign = [h.text for h in hits if not h.text.startswith(user + " ")]
+                if foreign:
+                    errors.append(f"search {user}: another user's memory {foreign[0]!r}")
+            except Exception as err:
+                errors.append(f"search {user} {i}: {type(err).__name__}: {err}")
+        done(1)
+    with timings.lock:
+        timings.add_ms += adds
+        timings.search_ms += searches
+        timings.errors += errors
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _summary(values: Sequence[float], seconds: float) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "per_s": round(len(values) / seconds, 1) if seconds else None,
+        "p50_ms": _round(percentile(values, 50)),
+        "p95_ms": _round(percentile(values, 95)),
+        "p99_ms": _round(percentile(values, 99)),
+        "mean_ms": _round(statistics.fmean(values)) if values else None,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@contextmanager
+def _vector_index(embedded: bool, scratch: Path) -> Iterator[str | None]:
+    if embedded:
+        yield None
+    else:
+        with chroma_server(scratch / "chroma-server") as url:
+            yield url
+
+
+def run_load(
+    *,
+    users: int = 50,
+    turns: int = 200,
+    search_every: int = 5,
+    max_seconds: float = 600.0,
+    embedded: bool = False,
+    embedder: str = "default",
+    console: Console | None = None,
+    show_progress: bool = True,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Run the load test; returns the figures written to ``load.json``."""
+    console = console or Console()
+    scratch = Path(tempfile.mkdtemp(prefix="lightmem-load-", dir=workdir))
+    try:
+        with _vector_index(embedded, scratch) as server:
+            mem = LightMem(
+                scratch / "store",
+                embedder=HashingEmbedder() if embedder == "hashing" else None,
+                chroma_url=server,
+            )
+            try:
+                mem.add("warm-up", "one turn to load the model and open the index")
+                mem.search("warm-up", "turn")
+                timings = Timings()
+                deadline = time.monotonic() + max_seconds
+                with make_progress(console, enabled=show_progress) as progress:
+                    task = progress.add_task("turns", total=users * turns)
+                    lock = threading.Lock()
+
+                    def done(n: int) -> None:
+                        with lock:
+                            progress.advance(task, n)
+
+                    threads = [
+                        threading.Thread(
+                            target=_user,
+                            args=(
+                                mem,
+                                f"user{u:03d}",
+                                turns,
+                                search_every,
+                                deadline,
+                                timings,
+                                done,
+                            ),
+                        )
+                        for u in range(users)
+                    ]
+                    started = time.perf_counter()
+                    for thread in threads:
+                        thread.start()
+                    for thread in threads:
+                        thread.join()
+                    seconds = time.perf_counter() - started
+                flush_started = time.perf_counter()
+                mem.flush()
+                flush_s = time.perf_counter() - flush_started
+                stats = mem.stats()
+                caught_up = stats["pending_index"] == 0
+            finally:
+                mem.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "benchmark": "loopback load",
+        "config": {
+            "users": users,
+            "turns_per_user": turns,
+            "search_every": search_every,
+            "max_seconds": max_seconds,
+            "vector_index": "embedded Chroma" if embedded else "Chroma server on 127.0.0.1",
+            "embedder": embedder,
+            "environment": environment(),
+        },
+        "seconds": round(seconds, 2),
+        "finished": len(timings.add_ms) + sum(1 for e in timings.errors if e.startswith("add"))
+        == users * turns,
+        "add": _summary(timings.add_ms, seconds),
+        "search": _summary(timings.search_ms, seconds),
+        "errors": len(timings.errors),
+        "error_samples": timings.errors[:10],
+        "flush_s": round(flush_s, 2),
+        "index_caught_up": caught_up,
+    }
+
+
+def print_report(results: dict[str, Any], console: Console) -> None:
+    config = results["config"]
+    table = Table(
+        title=(
+            f"Load: {config['users']} users x {config['turns_per_user']} turns, "
+            f"{config['vector_index']}, {results['seconds']:.1f} s"
+        )
+    )
+    for column in ("operation", "count", "per s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "operation" else "right")
+    for name in ("add", "search"):
+        s = results[name]
+        table.add_row(
+            name,
+            str(s["count"]),
+            str(s["per_s"]),
+            *(f"{s[k]:.1f}" if s[k] is not None else "–" for k in ("p50_ms", "p95_ms", "p99_ms")),
+        )
+    console.print(table)
+    console.print(
+        f"errors: {results['errors']}; finished: {results['finished']}; index caught up after "
+        f"flush ({results['flush_s']} s): {results['index_caught_up']}"
+    )
+    for sample in results["error_samples"]:
+        console.print(f"  [red]{sample}[/red]")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=200, help="turns per user")
+    parser.add_argument("--search-every", type=int, default=5, metavar="N")
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--embedded", action="store_true", help="Chroma on disk, no server")
+    parser.add_argument("--embedder", choices=["default", "hashing"], default="default")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load"))
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if min(args.users, args.turns, args.search_every) <= 0 or args.max_seconds <= 0:
+        parser.error("--users, --turns, --search-every and --max-seconds must be positive")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("chromadb").setLevel(logging.ERROR)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    results = run_load(
+        users=args.users,
+        turns=args.turns,
+        search_every=args.search_every,
+        max_seconds=args.max_seconds,
+        embedded=args.embedded,
+        embedder=args.embedder,
+        console=console,
+        show_progress=not args.no_progress,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "load.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_report(results, console)
+    return 0 if results["errors"] == 0 and results["index_caught_up"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
