@@ -11,6 +11,7 @@ from lightmem_core import LightMem
 
 @pytest.mark.slow
 @pytest.mark.disable_socket
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")  # the probe below, expected
 def test_full_cycle_with_default_embedder_and_no_network(tmp_path: Path) -> None:
     import socket
 
