@@ -7,15 +7,21 @@ variables first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
+import logging
 import os
 import platform
+import signal
 import sqlite3
 import sys
+import threading
+import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -33,7 +39,41 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["environment", "library_fingerprint", "load_average", "make_progress"]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = [
+    "entry_point",
+    "environment",
+    "library_fingerprint",
+    "load_average",
+    "make_progress",
+]
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: temporary stores and servers are removed
+
+
+def entry_point(main: Callable[P, R]) -> Callable[P, R]:
+    """A benchmark's ``main``: SIGTERM unwinds like Ctrl-C (so temporary stores and servers
+    are removed), library warnings and Chroma's log noise stay out of the report; the
+    caller's SIGTERM handler and warning filters come back afterwards."""
+
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        logging.getLogger("chromadb").setLevel(logging.ERROR)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return main(*args, **kwargs)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return run
 
 
 def make_progress(console: Console, *, enabled: bool = True) -> Progress:

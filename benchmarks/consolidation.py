@@ -73,18 +73,15 @@ import argparse
 import gc
 import inspect
 import json
-import logging
 import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,7 +90,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import environment, load_average, make_progress  # sets the offline env first
+from _common import (  # sets the offline env first
+    entry_point,
+    environment,
+    load_average,
+    make_progress,
+)
 from rich.console import Console
 from rich.progress import (
     Progress,
@@ -1283,13 +1285,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     return options, not a.no_progress
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: the temporary store is removed
-
-
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     options, show_progress = parse_args(argv)
-    logging.getLogger("chromadb").setLevel(logging.ERROR)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(
         f"[bold]LightMem consolidation benchmark[/bold]  sizes={options.sizes} "
@@ -1299,16 +1297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"load average {load_average()}"
     )
-    # SIGTERM unwinds (the temporary store is removed); the caller's handler comes back after.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results = run_benchmark(options, console=console, show_progress=show_progress)
-    finally:
-        if in_main_thread and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    results = run_benchmark(options, console=console, show_progress=show_progress)
     print_report(results, console)
     console.print(
         f"reports in {options.out}: consolidation.json, consolidation.md, consolidation.png; "

@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import environment, make_progress  # sets the offline env first
+from _common import entry_point, environment, make_progress  # sets the offline env first
 from rich.console import Console
 from rich.table import Table
 
@@ -245,6 +243,7 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         console.print(f"  [red]{sample}[/red]")
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0],
@@ -261,8 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.users, args.turns, args.search_every) <= 0 or args.max_seconds <= 0:
         parser.error("--users, --turns, --search-every and --max-seconds must be positive")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("chromadb").setLevel(logging.ERROR)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     results = run_load(
         users=args.users,

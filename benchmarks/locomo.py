@@ -63,13 +63,11 @@ import math
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -79,7 +77,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from _common import environment, load_average, make_progress  # sets the offline env first
+from _common import (  # sets the offline env first
+    entry_point,
+    environment,
+    load_average,
+    make_progress,
+)
 from _models import load_model, model_totals
 from dateutil import parser as date_parser
 from rich.console import Console
@@ -1280,14 +1283,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: the temporary stores are removed
-
-
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("chromadb").setLevel(logging.ERROR)
     args = parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=220)
     console.print(

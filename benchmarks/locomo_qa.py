@@ -85,13 +85,11 @@ import logging
 import random
 import re
 import shutil
-import signal
 import statistics
 import string
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -101,7 +99,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import environment, load_average, make_progress  # sets the offline env first
+from _common import (  # sets the offline env first
+    entry_point,
+    environment,
+    load_average,
+    make_progress,
+)
 from _models import load_model
 from locomo import (
     CATEGORY_NAMES,
@@ -1142,14 +1145,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: the temporary stores are removed
-
-
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("chromadb").setLevel(logging.ERROR)
     args = parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=220)
     answer_model = load_generator(args.answer_model)
