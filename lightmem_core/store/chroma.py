@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -86,7 +87,6 @@ class ChromaVectorIndex:
                 Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
                 self.location = str(path)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-                make_private(Path(path))
         except PermissionError as err:
             raise StoreNotWritable(f"cannot write the vector index at {path}: {err}") from err
         except Exception as err:
@@ -289,14 +289,13 @@ class ChromaVectorIndex:
 def make_private(root: Path) -> None:
     """Folders 0700 and files 0600 under ``root``. Chroma creates its files with the
     process umask (often 0644); the store folder is 0700 already, so nothing was reachable,
-    but files at rest should say private too. Run on open and on close, since Chroma writes
-    its index files lazily."""
+    but files at rest should say private too. Run when the index closes (Chroma writes its
+    files lazily); only entries not yet private are changed."""
     for folder, _folders, files in os.walk(root):
-        with suppress(OSError):
-            os.chmod(folder, 0o700)
-        for name in files:
+        for path, mode in ((folder, 0o700), *((os.path.join(folder, f), 0o600) for f in files)):
             with suppress(OSError):
-                os.chmod(os.path.join(folder, name), 0o600)
+                if stat.S_IMODE(os.stat(path).st_mode) != mode:
+                    os.chmod(path, mode)
 
 
 _TIERS = ("mtm", "ltm")
