@@ -17,7 +17,7 @@ Builtin bases are mixed in where they carry meaning, so callers that already cat
     │   └── ModelIntegrityError                model weights failed their checksum
     ├── StorageError (OSError)                 the record store or vector index failed
     │   ├── StoreNotWritable (PermissionError)
-    │   └── StoreInUse                         an embedded store is open in another process
+    │   └── StoreInUse                         the process hosting an embedded store does not answer
     ├── MissingDependency (ImportError)        an optional extra is not installed
     ├── StoreClosed (RuntimeError)             the LightMem instance was closed
     └── ConsolidationInProgress (RuntimeError) another run is consolidating that user
@@ -99,8 +99,11 @@ class StoreNotWritable(StorageError, PermissionError):
 
 
 class StoreInUse(StorageError):
-    """An embedded store (Chroma on disk) is open in another process. Embedded Chroma is
-    safe for one process only: share a store between processes through a Chroma server."""
+    """Another process hosts this embedded store's vector index and does not answer.
+
+    Processes that open one embedded store share its Chroma on disk through the process
+    hosting it; this is raised when that process stops answering (stopped with SIGSTOP, or
+    hung) while still holding the store. A host that exits is replaced without an error."""
 
 
 class MissingDependency(LightMemError, ImportError):

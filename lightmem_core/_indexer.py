@@ -6,6 +6,10 @@ A search first indexes its own user's pending memories in the caller's thread
 (read-your-writes). Because pending rows live in SQLite, a crash loses nothing: the next
 open catches the index up.
 
+The thread indexes the users this process wrote for (plus, once on open, whatever is
+pending from before). Several processes may share one store; each indexes its own writes,
+so none embeds another's rows twice over.
+
 One lock orders index writes against erasure: a batch embedded for a user who is then
 forgotten is dropped, never written back into the index.
 """
@@ -54,6 +58,9 @@ class VectorIndexer:
         self._access_lock = threading.Lock()
         self._claims = threading.Condition()
         self._in_flight: set[str] = set()
+        self._dirty: set[str] = set()  # users with memories written here since last indexed
+        self._dirty_lock = threading.Lock()
+        self._catch_up = True  # index everything pending once, on open
         self.last_error: str | None = None
 
     # --- the background thread --------------------------------------------------------------
@@ -64,8 +71,10 @@ class VectorIndexer:
             self._thread.start()
             self._wake.set()  # catch up with whatever a previous process left pending
 
-    def notify(self) -> None:
-        """New pending memories exist."""
+    def notify(self, user_id: str) -> None:
+        """This process wrote pending memories for ``user_id``."""
+        with self._dirty_lock:
+            self._dirty.add(user_id)
         self._wake.set()
 
     def _run(self) -> None:
@@ -80,22 +89,34 @@ class VectorIndexer:
                 self._stop.wait(_QUIET_S)
             if self._stop.is_set():
                 break
+            with self._dirty_lock:
+                users: list[str | None] = [None] if self._catch_up else []
+                users += sorted(self._dirty)
+                self._dirty.clear()
             try:
                 self._apply_access()
-                while not self._stop.is_set():
-                    with self._claims:
-                        busy = len(self._in_flight)
-                    pending = self._records.pending_vectors(limit=self._batch_size + busy)
-                    if not pending or not self.index(pending[: self._batch_size + busy]):
-                        break  # nothing left, or all of it in a flush's hands
+                for user_id in users:
+                    self._index_backlog(user_id)
+                self._catch_up = False
                 backoff = 0.5
                 self.last_error = None
             except Exception as err:  # keep the thread alive; rows stay pending
+                with self._dirty_lock:
+                    self._dirty.update(u for u in users if u is not None)
                 self.last_error = f"{type(err).__name__}: {err}"
                 logger.warning("lightmem: background indexing failed, will retry: %s", err)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 self._wake.set()
+
+    def _index_backlog(self, user_id: str | None) -> None:
+        """Index what is pending for one user (``None``: everyone), batch by batch."""
+        while not self._stop.is_set():
+            with self._claims:
+                busy = len(self._in_flight)
+            pending = self._records.pending_vectors(limit=self._batch_size + busy, user_id=user_id)
+            if not pending or not self.index(pending[: self._batch_size + busy]):
+                return  # nothing left, or all of it in a flush's hands
 
     def close(self) -> None:
         self._stop.set()
@@ -171,6 +192,10 @@ class VectorIndexer:
                             [p.metadata for p in mine],
                         )
                         self._records.mark_indexed({p.memory_id: known[p.memory_id] for p in mine})
+        except BaseException:
+            for item in items:  # left pending: the background thread retries them
+                self.notify(item.user_id)
+            raise
         finally:
             self._release(claimed)
         waiting = set(known)

@@ -31,7 +31,6 @@ from ._errors import (
     EmbeddingDimensionMismatch,
     InvalidArgument,
     StoreClosed,
-    StoreInUse,
     StoreNotWritable,
 )
 from ._indexer import VectorIndexer
@@ -96,37 +95,6 @@ _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itsel
 _SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
 _LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
 _HOST = socket.gethostname()
-
-
-def _lock_for_this_process(path: Path) -> int | None:
-    """Hold the embedded store for this process (``<path>/.lock``, a POSIX record lock).
-
-    Chroma on disk is safe for one process only; a second process writing it could lose
-    vectors. So a second process gets :class:`StoreInUse` at once, naming the holder. The
-    lock is per process: reopening the store in the same process is fine. The kernel drops
-    it when the process ends, however it ends. ``None`` where ``fcntl`` is missing."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return None
-    lock_path = path / ".lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as err:
-        raise StoreNotWritable(f"cannot create the lock file {lock_path}: {err}") from err
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreInUse(
-            f"the store at {path} is open in another process (pid {holder}). Chroma on disk "
-            "is safe for one process only: stop that process, or share the store through a "
-            "Chroma server (chroma_url=...)."
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
 
 
 def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -222,9 +190,6 @@ class LightMem:
         self.path = Path(path).expanduser()
         self._closed = False
         self._make_private_dir(self.path)
-        self._process_lock: int | None = None
-        if not self.config.chroma_server:
-            self._process_lock = _lock_for_this_process(self.path)
         try:
             self._records: RecordStore = SQLiteRecordStore(
                 self.path / "records.sqlite3",
@@ -315,9 +280,9 @@ class LightMem:
         records = getattr(self, "_records", None)
         if records is not None:
             records.close()
-        if self._process_lock is not None:
-            os.close(self._process_lock)
-            self._process_lock = None
+        vectors = getattr(self, "_vectors_handle", None)
+        if vectors is not None:
+            vectors.close()
 
     @staticmethod
     def _make_private_dir(path: Path) -> None:
@@ -331,16 +296,22 @@ class LightMem:
             raise StoreNotWritable(f"the store folder {path} is not writable")
 
     def _vectors(self) -> VectorIndex:
-        """The vector index, opened on first use (Chroma takes a second to start)."""
+        """The vector index, opened on first use (Chroma takes a second to start). On disk,
+        the processes that open the store share it: one hosts Chroma, the others forward."""
         if self._vectors_handle is None:
             with self._vectors_lock:
                 if self._vectors_handle is None:
                     server = self.config.chroma_server
-                    self._vectors_handle = ChromaVectorIndex(
-                        path=None if server else self.path / "chroma",
-                        server=server,
-                        prefix=self.config.collection_prefix,
-                    )
+                    prefix = self.config.collection_prefix
+                    if server is not None:
+                        self._vectors_handle = ChromaVectorIndex(server=server, prefix=prefix)
+                    elif os.name != "posix":  # no flock, no Unix sockets: one process only
+                        path = self.path / "chroma"
+                        self._vectors_handle = ChromaVectorIndex(path=path, prefix=prefix)
+                    else:
+                        from .store.chroma_shared import SharedChromaIndex
+
+                        self._vectors_handle = SharedChromaIndex(self.path, prefix=prefix)
         return self._vectors_handle
 
     def _check_embedder_identity(self, *, reindex: bool) -> None:
@@ -446,7 +417,7 @@ class LightMem:
             raise DuplicateTurnId(f"turn_id {', '.join(map(repr, repeated))} repeated in one batch")
         memories, replaced = self._write(user, turns)
         self._records.add(turns, memories, replaces=replaced)
-        self._indexer.notify()
+        self._indexer.notify(user)
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
         known = self._speaker_cache.get(user)
@@ -586,7 +557,7 @@ class LightMem:
             ),
         )
         self._records.add([], [memory])
-        self._indexer.notify()
+        self._indexer.notify(memory.user_id)
         return memory
 
     # --- reading --------------------------------------------------------------------------
@@ -1339,9 +1310,6 @@ class LightMem:
         if self._vectors_handle is not None:
             self._vectors_handle.close()
         self._records.close()
-        if self._process_lock is not None:
-            os.close(self._process_lock)  # releases the lock
-            self._process_lock = None
 
     def __enter__(self) -> LightMem:
         return self

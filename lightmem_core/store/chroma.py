@@ -276,6 +276,12 @@ class ChromaVectorIndex:
     def close(self) -> None:
         with self._lock:
             self._collections.clear()
+        # Stops Chroma's system for this folder once no client of this process uses it, so
+        # the next client here reads the files afresh (another process may have written them).
+        close = getattr(self._client, "close", None)  # chromadb >= 1.1
+        if close is not None:
+            with suppress(Exception):
+                close()
         if self._path is not None:
             make_private(self._path)
 
