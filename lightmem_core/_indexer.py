@@ -166,7 +166,7 @@ class VectorIndexer:
                     [v for _, v in items],
                     [p.metadata for p, _ in items],
                 )
-            done = {p.memory_id: v for items in by_user.values() for p, v in items}
+            done = [item for items in by_user.values() for item in items]
             self._records.mark_indexed(done)
         return len(done)
 
@@ -191,7 +191,7 @@ class VectorIndexer:
                             [known[p.memory_id] for p in mine],
                             [p.metadata for p in mine],
                         )
-                        self._records.mark_indexed({p.memory_id: known[p.memory_id] for p in mine})
+                        self._records.mark_indexed([(p, known[p.memory_id]) for p in mine])
         except BaseException:
             for item in items:  # left pending: the background thread retries them
                 self.notify(item.user_id)

@@ -379,3 +379,27 @@ def test_each_memory_is_embedded_once_when_flush_and_background_race(tmp_path: P
     memory_texts = [t for t in embedder.texts if t.startswith(("note", "entry"))]
     assert len(memory_texts) == 250
     assert len(set(memory_texts)) == 250  # nobody embedded a memory twice
+
+
+def test_a_vector_for_text_since_replaced_leaves_the_memory_pending(tmp_path: Path) -> None:
+    """A writer may merge into a memory (same id, new text) while the indexer embeds the old
+    text. That vector must not be recorded as the memory's: the row stays pending, and the
+    next pass embeds the new text."""
+    from lightmem_core import Memory, Tier
+    from lightmem_core.store import SQLiteRecordStore
+
+    store = SQLiteRecordStore(tmp_path / "records.sqlite3")
+
+    def memory(text: str) -> Memory:
+        return Memory(id="m1", user_id="u", tier=Tier.MTM, kind="note", text=text, timestamp=None)
+
+    store.add([], [memory("Alice has a cat.")])
+    (old,) = store.pending_vectors(limit=5)
+    store.add([], [memory("Alice has a cat and a dog.")], replaces=["m1"])  # merged meanwhile
+    store.mark_indexed([(old, [1.0, 0.0])])
+    (new,) = store.pending_vectors(limit=5)
+    assert new.text == "Alice has a cat and a dog."
+    store.mark_indexed([(new, [0.0, 1.0])])
+    assert store.pending_vectors(limit=5) == []
+    assert list(store.vectors("u", ["m1"])["m1"]) == [0.0, 1.0]
+    store.close()

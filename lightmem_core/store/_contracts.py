@@ -158,8 +158,10 @@ class RecordStore(Protocol):
         """Memories not yet in the vector index, oldest first."""
         ...
 
-    def mark_indexed(self, vectors: Mapping[str, Sequence[float]]) -> None:
-        """Record that these memories' vectors are in the index, and keep the vectors."""
+    def mark_indexed(self, indexed: Sequence[tuple[PendingVector, Sequence[float]]]) -> None:
+        """Record that these memories' vectors are in the index, and keep the vectors. A
+        memory whose text changed since it was read (a writer merged into it) stays pending:
+        its new text needs a new vector."""
         ...
 
     def vectors(self, user_id: str, memory_ids: Sequence[str]) -> Mapping[str, Sequence[float]]:

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -361,13 +361,13 @@ class SQLiteRecordStore:
             (seq, owner_token(memory.user_id), memory.text),
         )
 
-    def mark_indexed(self, vectors: Mapping[str, Sequence[float]]) -> None:
-        if not vectors:
+    def mark_indexed(self, indexed: Sequence[tuple[PendingVector, Sequence[float]]]) -> None:
+        if not indexed:
             return
         with self._write() as cur:
             cur.executemany(
-                "UPDATE memories SET indexed = 1, embedding = ? WHERE id = ?",
-                [(array("f", vector).tobytes(), i) for i, vector in vectors.items()],
+                "UPDATE memories SET indexed = 1, embedding = ? WHERE id = ? AND text = ?",
+                [(array("f", v).tobytes(), p.memory_id, p.text) for p, v in indexed],
             )
 
     def mark_all_pending(self, user_id: str | None = None) -> int:
