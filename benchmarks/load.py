@@ -4,13 +4,16 @@ Run::
 
     python benchmarks/load.py                       # 50 users x 200 turns, Chroma server
     python benchmarks/load.py --users 10 --turns 50 --embedded --embedder hashing
+    python benchmarks/load.py --embedded --processes 4   # 4 processes on one embedded store
 
 Each simulated user is a thread of its own with its own user id. It adds its turns one by
 one (``add``), searches its memory after every ``--search-every`` turns (``search``, budget
 1,000 tokens), and checks that every hit is its own (a cross-user hit counts as an error).
-By default the vector index is a real ``chroma run`` server on 127.0.0.1 (the
-several-process deployment); ``--embedded`` uses Chroma on disk instead. The record store
-is SQLite either way. The run stops at ``--max-seconds`` if it is not done.
+By default the vector index is a real ``chroma run`` server on 127.0.0.1; ``--embedded``
+uses Chroma on disk instead. The record store is SQLite either way. ``--processes N``
+spreads the users over N worker processes that open the same store (web workers, say): on
+an embedded store this process hosts Chroma and the workers forward to it. The run stops at
+``--max-seconds`` if it is not done.
 
 Reported: throughput of adds and searches, p50/p95/p99 latency of each, errors (must be 0,
 and the script exits 1 otherwise), and whether the vector index caught up (``flush``) with
@@ -23,6 +26,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -128,6 +132,90 @@ def _vector_index(embedded: bool, scratch: Path) -> Iterator[str | None]:
             yield url
 
 
+def _run_users(
+    mem: LightMem,
+    user_ids: Sequence[str],
+    *,
+    turns: int,
+    search_every: int,
+    deadline: float,
+    done: Any,
+) -> Timings:
+    """Every user a thread of its own, all at once; their timings together."""
+    timings = Timings()
+    threads = [
+        threading.Thread(
+            target=_user, args=(mem, user, turns, search_every, deadline, timings, done)
+        )
+        for user in user_ids
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return timings
+
+
+def _open(store: Path, server: str | None, embedder: str) -> LightMem:
+    return LightMem(
+        store, embedder=HashingEmbedder() if embedder == "hashing" else None, chroma_url=server
+    )
+
+
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One worker process of ``--processes``: its share of the users, on the same store."""
+    deadline = time.monotonic() + spec["ends_at"] - time.time()
+    with _open(Path(spec["store"]), spec["server"], spec["embedder"]) as mem:
+        timings = _run_users(
+            mem,
+            spec["users"],
+            turns=spec["turns"],
+            search_every=spec["search_every"],
+            deadline=deadline,
+            done=lambda n: None,
+        )
+    return {"add_ms": timings.add_ms, "search_ms": timings.search_ms, "errors": timings.errors}
+
+
+def _run_processes(
+    mem: LightMem,
+    spec: dict[str, Any],
+    user_ids: Sequence[str],
+    processes: int,
+    progress_done: Any,
+) -> Timings:
+    """The users spread over worker processes; progress read from the shared store."""
+    outputs = [Path(spec["store"]).parent / f"worker{p}.json" for p in range(processes)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                json.dumps({**spec, "users": user_ids[p::processes], "output": str(outputs[p])}),
+            ]
+        )
+        for p in range(processes)
+    ]
+    baseline = mem.stats()["turns"]
+    reported = 0
+    while any(worker.poll() is None for worker in workers):
+        time.sleep(0.5)
+        turns = mem.stats()["turns"] - baseline
+        progress_done(turns - reported)
+        reported = turns
+    timings = Timings()
+    for worker, output in zip(workers, outputs, strict=True):
+        if worker.wait() != 0:
+            timings.errors.append(f"worker process exited with {worker.returncode}")
+            continue
+        result = json.loads(output.read_text())
+        timings.add_ms += result["add_ms"]
+        timings.search_ms += result["search_ms"]
+        timings.errors += result["errors"]
+    return timings
+
+
 def run_load(
     *,
     users: int = 50,
@@ -136,6 +224,7 @@ def run_load(
     max_seconds: float = 600.0,
     embedded: bool = False,
     embedder: str = "default",
+    processes: int = 1,
     console: Console | None = None,
     show_progress: bool = True,
     workdir: Path | None = None,
@@ -143,18 +232,13 @@ def run_load(
     """Run the load test; returns the figures written to ``load.json``."""
     console = console or Console()
     scratch = Path(tempfile.mkdtemp(prefix="lightmem-load-", dir=workdir))
+    user_ids = [f"user{u:03d}" for u in range(users)]
     try:
         with _vector_index(embedded, scratch) as server:
-            mem = LightMem(
-                scratch / "store",
-                embedder=HashingEmbedder() if embedder == "hashing" else None,
-                chroma_url=server,
-            )
+            mem = _open(scratch / "store", server, embedder)
             try:
                 mem.add("warm-up", "one turn to load the model and open the index")
                 mem.search("warm-up", "turn")
-                timings = Timings()
-                deadline = time.monotonic() + max_seconds
                 with make_progress(console, enabled=show_progress) as progress:
                     task = progress.add_task("turns", total=users * turns)
                     lock = threading.Lock()
@@ -163,26 +247,26 @@ def run_load(
                         with lock:
                             progress.advance(task, n)
 
-                    threads = [
-                        threading.Thread(
-                            target=_user,
-                            args=(
-                                mem,
-                                f"user{u:03d}",
-                                turns,
-                                search_every,
-                                deadline,
-                                timings,
-                                done,
-                            ),
-                        )
-                        for u in range(users)
-                    ]
                     started = time.perf_counter()
-                    for thread in threads:
-                        thread.start()
-                    for thread in threads:
-                        thread.join()
+                    if processes == 1:
+                        timings = _run_users(
+                            mem,
+                            user_ids,
+                            turns=turns,
+                            search_every=search_every,
+                            deadline=time.monotonic() + max_seconds,
+                            done=done,
+                        )
+                    else:
+                        spec = {
+                            "store": str(scratch / "store"),
+                            "server": server,
+                            "embedder": embedder,
+                            "turns": turns,
+                            "search_every": search_every,
+                            "ends_at": time.time() + max_seconds,
+                        }
+                        timings = _run_processes(mem, spec, user_ids, processes, done)
                     seconds = time.perf_counter() - started
                 flush_started = time.perf_counter()
                 mem.flush()
@@ -201,6 +285,7 @@ def run_load(
             "search_every": search_every,
             "max_seconds": max_seconds,
             "vector_index": "embedded Chroma" if embedded else "Chroma server on 127.0.0.1",
+            "processes": processes,
             "embedder": embedder,
             "environment": environment(),
         },
@@ -221,7 +306,8 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     table = Table(
         title=(
             f"Load: {config['users']} users x {config['turns_per_user']} turns, "
-            f"{config['vector_index']}, {results['seconds']:.1f} s"
+            f"{config['vector_index']}, {config['processes']} process(es), "
+            f"{results['seconds']:.1f} s"
         )
     )
     for column in ("operation", "count", "per s", "p50 ms", "p95 ms", "p99 ms"):
@@ -255,11 +341,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--embedded", action="store_true", help="Chroma on disk, no server")
     parser.add_argument("--embedder", choices=["default", "hashing"], default="default")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (users split)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # a worker of --processes
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if min(args.users, args.turns, args.search_every) <= 0 or args.max_seconds <= 0:
-        parser.error("--users, --turns, --search-every and --max-seconds must be positive")
+    if args.worker:
+        spec = json.loads(args.worker)
+        Path(spec["output"]).write_text(json.dumps(_worker(spec)))
+        return 0
+    if min(args.users, args.turns, args.search_every, args.processes) <= 0:
+        parser.error("--users, --turns, --search-every and --processes must be positive")
+    if args.max_seconds <= 0:
+        parser.error("--max-seconds must be positive")
     console = Console() if sys.stdout.isatty() else Console(width=160)
     results = run_load(
         users=args.users,
@@ -268,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_seconds=args.max_seconds,
         embedded=args.embedded,
         embedder=args.embedder,
+        processes=args.processes,
         console=console,
         show_progress=not args.no_progress,
     )

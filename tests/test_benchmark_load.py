@@ -8,8 +8,11 @@ import pytest
 from _benchmarks import load_benchmark
 
 
-@pytest.mark.parametrize("embedded", [True, pytest.param(False, marks=pytest.mark.slow)])
-def test_load_run_has_no_errors(tmp_path: Path, embedded: bool) -> None:
+@pytest.mark.parametrize(
+    ("embedded", "processes"),
+    [(True, 1), (True, 3), pytest.param(False, 1, marks=pytest.mark.slow)],
+)
+def test_load_run_has_no_errors(tmp_path: Path, embedded: bool, processes: int) -> None:
     load = load_benchmark("load")
     results = load.run_load(
         users=8,
@@ -17,6 +20,7 @@ def test_load_run_has_no_errors(tmp_path: Path, embedded: bool) -> None:
         search_every=3,
         embedded=embedded,
         embedder="hashing",
+        processes=processes,
         show_progress=False,
         workdir=tmp_path,
     )
