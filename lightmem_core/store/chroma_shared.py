@@ -55,7 +55,7 @@ class _HostGone(Exception):
 
 
 class _Host:
-    """This process's Chroma on disk, and the loopback server lending it to other processes.
+    """This process's Chroma on disk, and the Unix-socket server lending it to the others.
 
     One per store folder per process: every :class:`SharedChromaIndex` of this process on
     that folder uses it (counted in ``users``); the last to close shuts it down."""
@@ -95,7 +95,7 @@ class _Host:
         while True:
             try:
                 connection = self._listener.accept()
-            except Exception:  # a client that failed authentication, or the listener closed
+            except Exception:  # a caller that hung up at once, or the listener closed
                 if self._closing:
                     return
                 continue
