@@ -246,6 +246,7 @@ class LightMem:
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
         self._speaker_cache: dict[str, frozenset[str]] = {}
+        self._erasure_seen: str | None = None
         self._index_dimension: int | None = None
         self._token_cache: dict[str, int] = {}
         self._indexer = VectorIndexer(
@@ -635,6 +636,24 @@ class LightMem:
             )
         return chosen
 
+    # Other processes on the store keep caches of their own (query texts, speaker names).
+    # An erasure leaves a fresh mark in the record store; a process that sees a mark it did
+    # not leave drops its caches before its next search, so a forgotten user's words do not
+    # outlive the forget there either.
+
+    def _note_erasure(self) -> None:
+        self._erasure_seen = uuid.uuid4().hex
+        self._records.set_meta("erasure", self._erasure_seen)
+
+    def _drop_caches_if_erased_elsewhere(self) -> None:
+        mark = self._records.get_meta("erasure")
+        if mark == self._erasure_seen:
+            return
+        self._erasure_seen = mark
+        self._speaker_cache = {}
+        with self._query_cache_lock:
+            self._query_cache.clear()
+
     def _search(
         self,
         user: str,
@@ -647,6 +666,7 @@ class LightMem:
         exclude_sources: frozenset[str],
         cost: Callable[[Memory], int],
     ) -> SearchResults:
+        self._drop_caches_if_erased_elsewhere()
         pool = self.config.pool_for(k)
         plan = self._plan(user, query, as_of)
         if plan.k is not None:
@@ -1010,6 +1030,7 @@ class LightMem:
             vectors = self._vectors().delete_user(user)
             self._indexer.drop_user(user)
             self._speaker_cache.pop(user, None)
+            self._note_erasure()
         with self._query_cache_lock:
             for key in [key for key in self._query_cache if key[0] == user]:
                 del self._query_cache[key]
@@ -1266,6 +1287,7 @@ class LightMem:
         with self._indexer.exclusive():
             deleted = self._records.delete_user(SHARED_USER)
             vectors = self._vectors().delete_user(SHARED_USER)
+            self._note_erasure()
         return ForgetReceipt(
             user_id=SHARED_USER,
             turns=deleted.turns,
