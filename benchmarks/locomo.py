@@ -68,6 +68,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -941,6 +942,40 @@ def embed_latency_p50(
     return percentile(timings, 50)
 
 
+def dataset_counts(conversations: Sequence[Conversation], load_stats: LoadStats) -> dict[str, Any]:
+    """The ``counts`` of a LoCoMo report: what was loaded, and the questions per category."""
+    questions = [q for c in conversations for q in c.questions]
+    per_category = Counter(str(q.category) for q in questions)
+    return {
+        "conversations": len(conversations),
+        "sessions": sum(len(c.sessions) for c in conversations),
+        "turns": sum(len(c.turns) for c in conversations),
+        "questions_scored": len(questions),
+        "questions_per_category": dict(sorted(per_category.items())),
+        **load_stats.to_dict(),
+    }
+
+
+def categories_and_environment(load: tuple[float | None, float | None]) -> dict[str, Any]:
+    """The category names and the machine (with its load before and after) of a report."""
+    return {
+        "main_categories": list(MAIN_CATEGORIES),
+        "category_names": {str(k): v for k, v in CATEGORY_NAMES.items()},
+        "environment": {
+            **environment(),
+            "load_average_1m_start": load[0],
+            "load_average_1m_end": load[1],
+        },
+    }
+
+
+def category_summary(counts: Mapping[str, Any]) -> str:
+    """ "single-hop 120, temporal 80, ..." from a report's counts."""
+    return ", ".join(
+        f"{CATEGORY_NAMES.get(int(c), c)} {n}" for c, n in counts["questions_per_category"].items()
+    )
+
+
 def build_results(
     *,
     data: Path,
@@ -953,9 +988,6 @@ def build_results(
     load: tuple[float | None, float | None],
 ) -> dict[str, Any]:
     questions = [q for c in conversations for q in c.questions]
-    per_category: dict[str, int] = {}
-    for q in questions:
-        per_category[str(q.category)] = per_category.get(str(q.category), 0) + 1
     per_question = []
     by_system = {s.name: {(q.sample_id, q.index): score for q, score in s.scores} for s in systems}
     for q in questions:
@@ -990,22 +1022,9 @@ def build_results(
             "limit_questions_per_conversation": limit,
             "variants": {s.name: s.options for s in systems if s.kind == "lightmem"},
             "baselines": [s.name for s in systems if s.kind == "baseline"],
-            "main_categories": list(MAIN_CATEGORIES),
-            "category_names": {str(k): v for k, v in CATEGORY_NAMES.items()},
-            "environment": {
-                **environment(),
-                "load_average_1m_start": load[0],
-                "load_average_1m_end": load[1],
-            },
+            **categories_and_environment(load),
         },
-        "counts": {
-            "conversations": len(conversations),
-            "sessions": sum(len(c.sessions) for c in conversations),
-            "turns": sum(len(c.turns) for c in conversations),
-            "questions_scored": len(questions),
-            "questions_per_category": dict(sorted(per_category.items())),
-            **load_stats.to_dict(),
-        },
+        "counts": dataset_counts(conversations, load_stats),
         "conversations": [
             {
                 "sample_id": c.sample_id,
@@ -1086,9 +1105,7 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 def markdown(results: Mapping[str, Any]) -> str:
     header, rows = table_rows(results)
     counts = results["counts"]
-    per_category = ", ".join(
-        f"{CATEGORY_NAMES.get(int(c), c)} {n}" for c, n in counts["questions_per_category"].items()
-    )
+    per_category = category_summary(counts)
     lines = [
         f"# LoCoMo retrieval: {results['data_file']}",
         "",

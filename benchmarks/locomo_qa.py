@@ -101,7 +101,6 @@ from typing import Any
 
 from _common import (  # sets the offline env first
     entry_point,
-    environment,
     load_average,
     make_progress,
 )
@@ -116,6 +115,9 @@ from locomo import (
     LoadStats,
     Question,
     TurnRecord,
+    categories_and_environment,
+    category_summary,
+    dataset_counts,
     ingest_lightmem,
     limit_questions,
     load_locomo,
@@ -801,7 +803,6 @@ def build_results(
     load: tuple[float | None, float | None],
 ) -> dict[str, Any]:
     questions = [q for c in conversations for q in c.questions]
-    per_category: Counter[str] = Counter(str(q.category) for q in questions)
     by_system = {r.name: {(q.sample_id, q.index): a for q, a in r.answers} for r in runs}
     per_question = [
         {
@@ -839,22 +840,9 @@ def build_results(
                 "stemming + token F1; category 1 split on ','; category 3 answer cut at ';'; "
                 "category 5 = 'no information available' or 'not mentioned' in the prediction"
             ),
-            "main_categories": list(MAIN_CATEGORIES),
-            "category_names": {str(k): v for k, v in CATEGORY_NAMES.items()},
-            "environment": {
-                **environment(),
-                "load_average_1m_start": load[0],
-                "load_average_1m_end": load[1],
-            },
+            **categories_and_environment(load),
         },
-        "counts": {
-            "conversations": len(conversations),
-            "sessions": sum(len(c.sessions) for c in conversations),
-            "turns": sum(len(c.turns) for c in conversations),
-            "questions_scored": len(questions),
-            "questions_per_category": dict(sorted(per_category.items())),
-            **load_stats.to_dict(),
-        },
+        "counts": dataset_counts(conversations, load_stats),
         "systems": {r.name: r.to_dict() for r in runs},
         "per_question": per_question,
     }
@@ -945,9 +933,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     header, rows = table_rows(results)
     counts = results["counts"]
     config = results["config"]
-    per_category = ", ".join(
-        f"{CATEGORY_NAMES.get(int(c), c)} {n}" for c, n in counts["questions_per_category"].items()
-    )
+    per_category = category_summary(counts)
     lines = [f"# LoCoMo question answering: {results['data_file']}", ""]
     if is_fake(results):
         lines += [
