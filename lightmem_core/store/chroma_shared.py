@@ -28,6 +28,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import suppress
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
@@ -333,25 +334,30 @@ class SharedChromaIndex:
 
     # --- the VectorIndex calls --------------------------------------------------------------
 
-    def upsert(self, user_id: str, ids: Any, embeddings: Any, metadatas: Any) -> None:
-        self._call(
-            "upsert",
-            user_id,
-            list(ids),
-            [list(map(float, e)) for e in embeddings],
-            [dict(m) for m in metadatas],
-        )
+    # The arguments go as they are: the host's ChromaVectorIndex converts them (once).
+
+    def upsert(
+        self,
+        user_id: str,
+        ids: Sequence[str],
+        embeddings: Sequence[Sequence[float]],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        self._call("upsert", user_id, ids, embeddings, metadatas)
 
     def query(
-        self, user_id: str, embedding: Any, *, k: int, where: dict[str, Any] | None = None
+        self,
+        user_id: str,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        where: dict[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
-        result: list[tuple[str, float]] = self._call(
-            "query", user_id, list(map(float, embedding)), k=k, where=where
-        )
+        result: list[tuple[str, float]] = self._call("query", user_id, embedding, k=k, where=where)
         return result
 
-    def delete(self, user_id: str, ids: Any) -> None:
-        self._call("delete", user_id, list(ids))
+    def delete(self, user_id: str, ids: Sequence[str]) -> None:
+        self._call("delete", user_id, ids)
 
     def delete_user(self, user_id: str) -> int:
         return int(self._call("delete_user", user_id))
