@@ -74,6 +74,13 @@ def extract_json(text: str) -> Any:
     return first_list
 
 
+def _names(model: type[BaseModel]) -> set[str]:
+    """The keys an object of ``model`` may carry: field names and their aliases."""
+    names = set(model.model_fields)
+    names.update(f.alias for f in model.model_fields.values() if f.alias)
+    return names
+
+
 def parse_as(model: type[T], text: str) -> T | None:
     """``text``'s JSON validated as ``model``; ``None`` when it has none or does not fit."""
     data = extract_json(text)
@@ -82,6 +89,10 @@ def parse_as(model: type[T], text: str) -> T | None:
     if isinstance(data, list) and len(model.model_fields) == 1:
         # A bare list where an object with one list field was asked for.
         data = {next(iter(model.model_fields)): data}
+    if isinstance(data, dict) and data and not _names(model) & set(data):
+        # Keys, but none the schema knows: json_repair made an object out of noise (a
+        # broken model's output). ``{}`` stays a valid "nothing to add".
+        return None
     try:
         return model.model_validate(data)
     except ValidationError:
