@@ -34,6 +34,7 @@ from ._memory import LightMem
 from ._tokens import TokenCounter, approx_token_count
 from ._types import (
     ConsolidationReport,
+    Context,
     ForgetReceipt,
     Hit,
     Memory,
@@ -56,6 +57,7 @@ __all__ = [
     "ConsolidationInProgress",
     "ConsolidationReport",
     "ContentTooLarge",
+    "Context",
     "DuplicateTurnId",
     "Embedder",
     "EmbeddingDimensionMismatch",

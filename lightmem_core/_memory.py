@@ -37,6 +37,7 @@ from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
 from ._types import (
     ConsolidationReport,
+    Context,
     ForgetReceipt,
     Hit,
     Memory,
@@ -525,10 +526,15 @@ class LightMem:
         timestamp: datetime | str | float | None = None,
         source_ids: Sequence[str] | None = (),
         metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> Memory:
-        """Pin a piece of knowledge straight into long-term memory.
+        """Pin a piece of knowledge straight into long-term memory. Durable when it returns;
+        calls no model.
 
-        ``source_ids`` may name turns of this user the knowledge came from.
+        ``source_ids`` may name turns of this user the knowledge came from. ``key`` names the
+        memory (unique per user): remembering under a key the user already has replaces
+        that memory, in one transaction, keeping its id and ``created_at``; find it again
+        with :meth:`memories` and remove it with :meth:`delete`.
 
         Raises:
             InvalidUserId, InvalidContent, InvalidArgument: nothing was stored.
@@ -537,6 +543,7 @@ class LightMem:
         user = check.user_id(user_id)
         body = check.content(text, max_chars=self.config.max_content_chars, what="text")
         kind = check.identifier(kind, what="kind")
+        name = check.identifier(key, what="key") if key is not None else None
         sources = check.identifiers(source_ids, what="source_ids")
         if sources:
             known = self._records.existing_turn_ids(user, sources)
@@ -544,18 +551,21 @@ class LightMem:
             if missing:
                 raise InvalidArgument(f"source_ids name turns this user does not have: {missing}")
         now = datetime.now(UTC)
+        details = check.metadata(metadata, max_bytes=self.config.max_metadata_bytes)
+        stamp = check.timestamp(timestamp) if timestamp is not None else now
+        previous = self._records.list_memories(user, keys=[name]) if name is not None else []
         memory = Memory(
-            id=uuid.uuid4().hex,
+            # A replaced memory keeps its id, so its vector is overwritten, not orphaned.
+            id=previous[0].id if previous else uuid.uuid4().hex,
             user_id=user,
             tier=Tier.LTM,
             kind=kind,
             text=" ".join(body.split()),
-            timestamp=check.timestamp(timestamp) if timestamp is not None else now,
+            timestamp=stamp,
             source_ids=sources,
-            created_at=now,
-            metadata=flag_instructions(
-                check.metadata(metadata, max_bytes=self.config.max_metadata_bytes), body
-            ),
+            created_at=previous[0].created_at if previous else now,
+            metadata=flag_instructions(details, body),
+            key=name,
         )
         self._records.add([], [memory])
         self._indexer.notify(memory.user_id)
@@ -593,6 +603,29 @@ class LightMem:
             tiers=wanted,
             exclude_sources=frozenset(),
             cost=self._memory_tokens,
+        )
+
+    def memories(
+        self,
+        user_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        key_prefix: str | None = None,
+        tiers: Sequence[Tier | str] | None = None,
+    ) -> list[Memory]:
+        """The user's stored memories, oldest first: all of them, those named by ``keys``,
+        or those whose key starts with ``key_prefix``; ``tiers`` limits to ``"mtm"`` and/or
+        ``"ltm"``. A listing, not a search: nothing is ranked and no access is counted."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        names = check.identifiers(keys, what="keys") if keys is not None else None
+        prefix = None
+        if key_prefix is not None:
+            if not isinstance(key_prefix, str) or not key_prefix:
+                raise InvalidArgument(f"key_prefix must be a non-empty string, got {key_prefix!r}")
+            prefix = key_prefix
+        return self._records.list_memories(
+            user, keys=names, key_prefix=prefix, tiers=self._tiers(tiers)
         )
 
     def _memory_tokens(self, memory: Memory) -> int:
@@ -978,6 +1011,28 @@ class LightMem:
     ) -> str:
         """A prompt-ready block: memories relevant to ``query``, then the recent turns of the
         session, together within ``token_budget``. Empty string when nothing is known."""
+        return self.context(
+            user_id, query, token_budget=token_budget, session_id=session_id, now=now, k=k
+        ).text
+
+    def context(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        token_budget: int | None = None,
+        session_id: str | None = None,
+        now: datetime | str | float | None = None,
+        k: int | None = None,
+        include_recent: bool = True,
+    ) -> Context:
+        """What :meth:`get_context` renders, in parts: the retrieved memories, the session's
+        recent turns, and the block as text (memories alone, and with the turns).
+
+        With ``include_recent=False`` the caller already shows the session's recent turns
+        (an agent's thread does): the whole budget goes to memories, and memories written
+        from those turns are still left out, since the prompt has them.
+        """
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
@@ -986,8 +1041,12 @@ class LightMem:
             check.identifier(session_id, what="session_id") if session_id is not None else None
         )
         as_of = check.timestamp(now, what="now") if now is not None else None
-        recent = self._recent(user, session, min(self.config.stm_token_budget, budget // 2))
-        frame = self._count_tokens(render_context(recent, [])) + self._count_tokens(
+        if not isinstance(include_recent, bool):
+            raise InvalidArgument(f"include_recent must be True or False, got {include_recent!r}")
+        stm_budget = min(self.config.stm_token_budget, budget // 2)
+        recent = self._recent(user, session, stm_budget if include_recent else budget)
+        shown = recent if include_recent else []
+        frame = self._count_tokens(render_context(shown, [])) + self._count_tokens(
             "\n".join([HEADER, "<memories>", "</memories>"])
         )
         hits = self._search(
@@ -1000,7 +1059,23 @@ class LightMem:
             exclude_sources=frozenset(t.turn_id for t in recent),
             cost=lambda m: self._count_tokens(memory_line(m)),
         )
-        return render_context(recent, hits)
+        return Context(
+            text=render_context(shown, hits),
+            memories_text=render_context([], hits),
+            hits=hits,
+            recent=shown,
+        )
+
+    def clear_recent(self, user_id: str, session_id: str) -> None:
+        """Clear the session's short-term memory: :meth:`recent` and :meth:`get_context` no
+        longer show the turns stored so far, durably, for every process on the store.
+
+        Nothing is erased: the turns stay stored and their memories stay searchable (use
+        :meth:`delete` or :meth:`forget` to erase)."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        session = check.identifier(session_id, what="session_id")
+        self._records.clear_recent(user, session)
 
     # --- maintenance ------------------------------------------------------------------------
 
@@ -1016,6 +1091,24 @@ class LightMem:
             "turns": [t.to_dict() for t in turns],
             "memories": [m.to_dict() for m in memories],
         }
+
+    def delete(
+        self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> int:
+        """Delete some of the user's memories, named by id or by key: their records,
+        full-text rows and vectors. Returns how many existed; unknown ids are ignored.
+        The turns they were written from stay (:meth:`forget` erases a user entirely)."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        ids = check.identifiers(memory_ids, what="memory_ids")
+        names = check.identifiers(keys, what="keys")
+        if not ids and not names:
+            return 0
+        with self._indexer.exclusive():  # no index write of these rows can interleave
+            deleted = self._records.delete_memories(user, memory_ids=ids, keys=names)
+            if deleted:
+                self._vectors().delete(user, deleted)
+        return len(deleted)
 
     def forget(self, user_id: str) -> ForgetReceipt:
         """Erase the user everywhere: records, full-text index, vectors, caches.
@@ -1242,6 +1335,17 @@ class LightMem:
             return True
         return True
 
+    def schedule_consolidation(self, user_id: str) -> None:
+        """Consolidate the user soon, in the background: returns at once (no model, no
+        database work on the caller's thread). Runs that overlap are skipped, not queued."""
+        self._ensure_open()
+        user = check.user_id(user_id)
+        with self._consolidating_guard:
+            if self._scheduler is None:
+                self._scheduler = ConsolidationScheduler(self._scheduled_run)
+                self._scheduler.start()
+        self._scheduler.request(user)
+
     def _scheduled_run(self, user_id: str | None) -> None:
         if not self._closed:
             self.consolidate(user_id)
@@ -1372,6 +1476,52 @@ class LightMem:
     async def aget_context(self, user_id: str, query: str, **kwargs: Any) -> str:
         """Async :meth:`get_context`."""
         return await asyncio.to_thread(self.get_context, user_id, query, **kwargs)
+
+    async def acontext(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        token_budget: int | None = None,
+        session_id: str | None = None,
+        now: datetime | str | float | None = None,
+        k: int | None = None,
+        include_recent: bool = True,
+    ) -> Context:
+        """Async :meth:`context`."""
+        return await asyncio.to_thread(
+            self.context,
+            user_id,
+            query,
+            token_budget=token_budget,
+            session_id=session_id,
+            now=now,
+            k=k,
+            include_recent=include_recent,
+        )
+
+    async def amemories(
+        self,
+        user_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        key_prefix: str | None = None,
+        tiers: Sequence[Tier | str] | None = None,
+    ) -> list[Memory]:
+        """Async :meth:`memories`."""
+        return await asyncio.to_thread(
+            self.memories, user_id, keys=keys, key_prefix=key_prefix, tiers=tiers
+        )
+
+    async def adelete(
+        self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> int:
+        """Async :meth:`delete`."""
+        return await asyncio.to_thread(self.delete, user_id, memory_ids=memory_ids, keys=keys)
+
+    async def aclear_recent(self, user_id: str, session_id: str) -> None:
+        """Async :meth:`clear_recent`."""
+        await asyncio.to_thread(self.clear_recent, user_id, session_id)
 
     async def aexport(self, user_id: str) -> dict[str, Any]:
         """Async :meth:`export`."""

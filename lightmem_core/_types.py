@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "ConsolidationReport",
+    "Context",
     "ForgetReceipt",
     "Hit",
     "Memory",
@@ -114,6 +115,8 @@ class Memory:
     superseded_by: str | None = None
     last_supported: datetime | None = None
     """When evidence last backed a long-term record: its decay runs from here."""
+    key: str | None = None
+    """The name the caller gave the memory (``remember(..., key=...)``); unique per user."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class Memory:
             "valid_to": _iso(self.valid_to),
             "superseded_by": self.superseded_by,
             "last_supported": _iso(self.last_supported),
+            "key": self.key,
         }
 
 
@@ -204,6 +208,24 @@ class SearchResults(list[Hit]):
         self.omitted = omitted
         self.token_budget = token_budget
         self.tokens_used = sum(h.tokens for h in self)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What :meth:`~lightmem_core.LightMem.context` found for one message, ready for a prompt.
+
+    ``text`` is the whole block (the memories, then the recent turns); frameworks that want
+    the recent turns as chat messages of their own take ``memories_text`` and ``recent``.
+    """
+
+    text: str
+    """The prompt-ready block: ``memories_text`` then the recent turns (``""``: nothing)."""
+    memories_text: str
+    """The retrieved memories alone, rendered as quoted data (``""`` when none)."""
+    hits: SearchResults
+    """The retrieved memories, ranked (none of them written from a turn in ``recent``)."""
+    recent: list[Turn]
+    """The session's recent turns (short-term memory), oldest first."""
 
 
 @dataclass(frozen=True, slots=True)

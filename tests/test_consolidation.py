@@ -459,7 +459,11 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         [record] = _ltm(mem, "u")
         assert record["status"] == "active"
         assert record["support"] == 1
-        assert mem._records.get_meta("schema_version") == "2"
+        assert mem._records.get_meta("schema_version") == "3"
+        # Version 3's keyed memories and short-term floors work on the upgraded file.
+        mem.remember("u", "Ann likes coffee now.", key="drink")
+        assert [m.key for m in mem.memories("u", keys=["drink"])] == ["drink"]
+        mem.clear_recent("u", "default")
 
 
 # --- kill and resume ------------------------------------------------------------------------------

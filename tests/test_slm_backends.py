@@ -32,14 +32,14 @@ from pydantic import BaseModel, Field
 
 from lightmem_core import ConfigurationError
 from lightmem_core.slm.accounting import ModelLedger
-from lightmem_core.slm.backends.langchain_chat import LangChainGenerator
-from lightmem_core.slm.backends.llamaindex_llm import LlamaIndexGenerator
 from lightmem_core.slm.backends.transformers_local import TransformersGenerator
 from lightmem_core.slm.base import Generation, TextGenerator
 from lightmem_core.slm.calls import RoleModel
 from lightmem_core.slm.parsing import extract_json, parse_as
 from lightmem_core.slm.prompts import PROMPTS, RolePrompt
 from lightmem_core.slm.resolve import ROLES, resolve_generator, resolve_roles
+from lightmem_langchain.generator import LangChainGenerator
+from lightmem_llamaindex.generator import LlamaIndexGenerator
 
 CHAT = [
     {"role": "system", "content": "You answer briefly."},

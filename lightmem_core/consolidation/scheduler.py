@@ -57,15 +57,22 @@ class ConsolidationScheduler:
                 self._due.add(user_id)
                 self._wake.set()
 
+    def request(self, user_id: str) -> None:
+        """Consolidate the user on the next pass (``LightMem.schedule_consolidation``)."""
+        with self._lock:
+            self._due.add(user_id)
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=self._every_seconds)
+            woken = self._wake.wait(timeout=self._every_seconds)
             if self._stop.is_set():
                 return
             self._wake.clear()
             with self._lock:
                 due, self._due = self._due, set()
-            targets: list[str | None] = list(due) if self._every_turns else [None]
+            # Woken: the users that are due; the timer ran out: every user.
+            targets: list[str | None] = list(due) if woken else [None]
             for user_id in targets:
                 if self._stop.is_set():
                     return

@@ -1,7 +1,9 @@
 """Small language models driving the memory (opt-in: ``LightMem(..., slm=model)``).
 
 - :mod:`.base`: the :class:`TextGenerator` contract (chat messages in, text out).
-- :mod:`.backends`: a local transformers model, any LangChain chat model, any LlamaIndex LLM.
+- :mod:`.backends`: a local transformers model; any LangChain chat model
+  (:mod:`lightmem_langchain.generator`) and any LlamaIndex LLM
+  (:mod:`lightmem_llamaindex.generator`) live with their framework's adapters.
 - :mod:`.prompts`: every prompt, versioned, with each role's token budgets and time limit.
 - :mod:`.parsing`: tolerant JSON parsing; :mod:`.calls`: one guarded, accounted call.
 - The roles, each falling back to its local default step by step:
@@ -22,8 +24,9 @@ from .base import ChatMessage, Generation, TextGenerator
 from .resolve import ROLES, resolve_generator, resolve_roles
 
 if TYPE_CHECKING:
-    from .backends.langchain_chat import LangChainGenerator
-    from .backends.llamaindex_llm import LlamaIndexGenerator
+    from lightmem_langchain.generator import LangChainGenerator
+    from lightmem_llamaindex.generator import LlamaIndexGenerator
+
     from .backends.transformers_local import TransformersGenerator
     from .consolidator import SLMConsolidator
     from .controller import SLMController
@@ -49,8 +52,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "LangChainGenerator": ".backends.langchain_chat",
-    "LlamaIndexGenerator": ".backends.llamaindex_llm",
+    "LangChainGenerator": "lightmem_langchain.generator",
+    "LlamaIndexGenerator": "lightmem_llamaindex.generator",
     "TransformersGenerator": ".backends.transformers_local",
     "SLMConsolidator": ".consolidator",
     "SLMController": ".controller",

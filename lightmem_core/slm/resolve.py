@@ -36,12 +36,14 @@ def resolve_generator(model: Any) -> TextGenerator:
     or a string/path naming a local transformers model.
     """
     kind = _framework(model)
+    # The framework backends live in the framework adapter packages, so that no framework
+    # code (not even a lazy import) is in lightmem_core.
     if kind == "langchain":
-        from .backends.langchain_chat import LangChainGenerator
+        from lightmem_langchain.generator import LangChainGenerator
 
         return LangChainGenerator(model)
     if kind == "llamaindex":
-        from .backends.llamaindex_llm import LlamaIndexGenerator
+        from lightmem_llamaindex.generator import LlamaIndexGenerator
 
         return LlamaIndexGenerator(model)
     if isinstance(model, str | os.PathLike):

@@ -199,6 +199,30 @@ class RecordStore(Protocol):
         """Everything held about the user."""
         ...
 
+    def list_memories(
+        self,
+        user_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        key_prefix: str | None = None,
+        tiers: Sequence[Tier] | None = None,
+    ) -> list[Memory]:
+        """The user's memories, oldest first (by ``created_at``): all of them, or those with
+        one of ``keys``, or whose key starts with ``key_prefix``, within ``tiers``."""
+        ...
+
+    def delete_memories(
+        self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> list[str]:
+        """Delete the user's memories named by id or by key (with their full-text rows,
+        provenance and links); the ids that existed and were deleted."""
+        ...
+
+    def clear_recent(self, user_id: str, session_id: str) -> None:
+        """End the session's short-term memory here: :meth:`recent_turns` no longer returns
+        the turns stored so far (they stay stored, and in MTM)."""
+        ...
+
     def delete_user(self, user_id: str) -> DeletedCounts:
         """Erase the user, leaving no trace of their text in the database files."""
         ...

@@ -233,18 +233,26 @@ class _Guest:
                 self._all.append(connection)
         return connection
 
+    # Each connection is closed by exactly one thread: whichever takes it out of ``_all``.
+    # Two threads closing one Connection at once close its descriptor twice (EBADF, or worse,
+    # a descriptor another thread has just been given).
+
     def _drop(self, connection: Connection) -> None:
         self._local.connection = None
-        connection.close()
         with self._all_lock:
-            if connection in self._all:
+            owned = connection in self._all
+            if owned:
                 self._all.remove(connection)
+        if owned:
+            with suppress(OSError):
+                connection.close()
 
     def close(self) -> None:
         with self._all_lock:
             connections, self._all = self._all, []
         for connection in connections:
-            connection.close()
+            with suppress(OSError):
+                connection.close()
 
 
 # Hosts of this process, by store folder: instances on one folder share one Chroma client.

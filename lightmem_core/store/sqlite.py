@@ -28,7 +28,7 @@ from ._contracts import ConsolidationChanges, DeletedCounts, Evidence, PendingVe
 
 __all__ = ["SQLiteRecordStore"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -127,6 +127,20 @@ CREATE TABLE IF NOT EXISTS consolidation_state (
 ) WITHOUT ROWID;
 """
 
+# Version 3: keyed memories (``remember(..., key=...)``: a key names one memory of its user,
+# and remembering under it again replaces that memory) and each session's short-term floor
+# (``clear_recent``: turns at or below it are no longer recent; they stay in MTM and LTM).
+_COLUMNS_V3 = {"key": "TEXT"}
+_SCHEMA_V3 = """
+CREATE UNIQUE INDEX IF NOT EXISTS memories_by_key ON memories (user_id, key) WHERE key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stm_floors (
+    user_id    TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,             -- turns.seq of the last turn cleared
+    PRIMARY KEY (user_id, session_id)
+) WITHOUT ROWID;
+"""
+
 
 def owner_token(user_id: str) -> str:
     """A single alphanumeric FTS token standing for the user (no tokenizer can split it)."""
@@ -169,8 +183,9 @@ class SQLiteRecordStore:
             with self._write() as cur:
                 present = {row[1] for row in cur.execute("PRAGMA table_info(memories)")}
                 missing = {c: d for c, d in _COLUMNS_V2.items() if c not in present}
-                for column, declaration in missing.items():
-                    cur.execute(f"ALTER TABLE memories ADD COLUMN {column} {declaration}")
+                for column, declaration in {**missing, **_COLUMNS_V3}.items():
+                    if column not in present:
+                        cur.execute(f"ALTER TABLE memories ADD COLUMN {column} {declaration}")
                 if missing and present:
                     # Version 2 keeps long-term vectors in a collection of their own.
                     cur.execute("UPDATE memories SET indexed = 0 WHERE tier = 'ltm'")
@@ -180,6 +195,7 @@ class SQLiteRecordStore:
                     (SCHEMA_VERSION,),
                 )
             conn.executescript(_SCHEMA_V2)
+            conn.executescript(_SCHEMA_V3)
         except sqlite3.OperationalError as err:
             raise self._translate(err) from err
 
@@ -268,6 +284,9 @@ class SQLiteRecordStore:
                     owners = {m.user_id for m in memories if m.id in set(replaces)}
                     for owner in owners:
                         self._delete_memories(cur, owner, list(replaces))
+                for memory in memories:
+                    if memory.key is not None:  # one memory per key: the new one wins
+                        self._delete_memories(cur, memory.user_id, self._ids_of_key(cur, memory))
                 positions: dict[str, int] = {}
                 for turn in turns:
                     cur.execute(
@@ -312,6 +331,13 @@ class SQLiteRecordStore:
         return taken
 
     @staticmethod
+    def _ids_of_key(cur: sqlite3.Cursor, memory: Memory) -> list[str]:
+        rows = cur.execute(
+            "SELECT id FROM memories WHERE user_id = ? AND key = ?", (memory.user_id, memory.key)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    @staticmethod
     def _insert_memory(
         cur: sqlite3.Cursor,
         memory: Memory,
@@ -324,7 +350,8 @@ class SQLiteRecordStore:
             "INSERT INTO memories (id, user_id, tier, kind, text, session_id, speaker, ts, "
             "created_at, access_count, last_accessed, metadata, position, status, confidence, "
             "support, slot, slot_value, valid_from, valid_to, superseded_by, last_supported, "
-            "due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "due_at, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?)",
             (
                 memory.id,
                 memory.user_id,
@@ -349,6 +376,7 @@ class SQLiteRecordStore:
                 memory.superseded_by,
                 _epoch(memory.last_supported),
                 _epoch(due_at),
+                memory.key,
             ),
         )
         seq = cur.lastrowid
@@ -413,6 +441,7 @@ class SQLiteRecordStore:
             cur.execute("DELETE FROM memory_links WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM memories WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM consolidation_state WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM stm_floors WHERE user_id = ?", (user_id,))
             # FTS5 keeps deleted terms in old index segments until they are merged:
             # merging everything now leaves no trace of the user's words in the index.
             cur.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
@@ -433,7 +462,67 @@ class SQLiteRecordStore:
                 (key, value),
             )
 
+    def delete_memories(
+        self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> list[str]:
+        with self._write() as cur:
+            found = self._existing_ids(cur, user_id, memory_ids, keys)
+            self._delete_memories(cur, user_id, found)
+        return found
+
+    @staticmethod
+    def _existing_ids(
+        cur: sqlite3.Cursor, user_id: str, memory_ids: Sequence[str], keys: Sequence[str]
+    ) -> list[str]:
+        found: list[str] = []
+        for column, values in (("id", memory_ids), ("key", keys)):
+            for start in range(0, len(values), 500):
+                chunk = list(values[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found += [
+                    row[0]
+                    for row in cur.execute(
+                        f"SELECT id FROM memories WHERE {column} IN ({marks}) AND +user_id = ?",
+                        (*chunk, user_id),
+                    )
+                ]
+        return list(dict.fromkeys(found))
+
+    def clear_recent(self, user_id: str, session_id: str) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO stm_floors (user_id, session_id, seq) SELECT ?, ?, "
+                "coalesce(max(seq), 0) FROM turns WHERE user_id = ? AND session_id = ? "
+                "ON CONFLICT (user_id, session_id) DO UPDATE SET seq = excluded.seq",
+                (user_id, session_id, user_id, session_id),
+            )
+
     # --- reads --------------------------------------------------------------------------
+
+    def list_memories(
+        self,
+        user_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        key_prefix: str | None = None,
+        tiers: Sequence[Tier] | None = None,
+    ) -> list[Memory]:
+        sql = f"SELECT {self._MEMORY_COLUMNS} FROM memories m WHERE m.user_id = ?"
+        params: list[Any] = [user_id]
+        if keys is not None:
+            if not keys:
+                return []
+            sql += f" AND m.key IN ({','.join('?' * len(keys))})"
+            params += list(keys)
+        if key_prefix is not None:
+            # A range on the (user_id, key) index; LIKE would treat % and _ as wildcards.
+            sql += " AND m.key >= ? AND m.key < ?"
+            params += [key_prefix, key_prefix + "\U0010ffff"]
+        if tiers:
+            sql += f" AND m.tier IN ({','.join('?' * len(tiers))})"
+            params += [t.value for t in tiers]
+        sql += " ORDER BY m.created_at, m.seq"
+        return [self._memory(row) for row in self._read(sql, params)]
 
     def get_meta(self, key: str) -> str | None:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
@@ -444,7 +533,7 @@ class SQLiteRecordStore:
         "m.created_at, m.access_count, m.last_accessed, m.metadata, "
         "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id), "
         "m.status, m.confidence, m.support, m.slot, m.valid_from, m.valid_to, m.superseded_by, "
-        "m.last_supported"
+        "m.last_supported, m.key"
     )
 
     @staticmethod
@@ -471,6 +560,7 @@ class SQLiteRecordStore:
             valid_to=_dt(row[18]),
             superseded_by=row[19],
             last_supported=_dt(row[20]),
+            key=row[21],
         )
 
     @staticmethod
@@ -597,8 +687,9 @@ class SQLiteRecordStore:
             session_id = latest[0][0]
         rows = self._read(
             f"SELECT {self._TURN_COLUMNS} FROM turns WHERE user_id = ? AND session_id = ? "
-            "ORDER BY seq DESC LIMIT ?",
-            (user_id, session_id, limit),
+            "AND seq > coalesce((SELECT f.seq FROM stm_floors f WHERE f.user_id = ? "
+            "AND f.session_id = ?), 0) ORDER BY seq DESC LIMIT ?",
+            (user_id, session_id, user_id, session_id, limit),
         )
         return [self._turn(row) for row in reversed(rows)]
 

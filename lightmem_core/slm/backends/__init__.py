@@ -1,2 +1,3 @@
-"""Model backends, each imported only when used: a local transformers model, any LangChain
-chat model, any LlamaIndex LLM."""
+"""The local model backend (transformers), imported only when used. The LangChain and
+LlamaIndex backends live in :mod:`lightmem_langchain.generator` and
+:mod:`lightmem_llamaindex.generator`."""

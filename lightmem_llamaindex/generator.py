@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..._tokens import approx_token_count
-from ..base import Generation, Prompt, as_messages, estimate_tokens
+from lightmem_core._tokens import approx_token_count
+from lightmem_core.slm.base import Generation, Prompt, as_messages, estimate_tokens
 
 __all__ = ["LlamaIndexGenerator"]
 
