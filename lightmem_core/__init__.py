@@ -43,6 +43,7 @@ from ._types import (
     Tier,
     Turn,
 )
+from ._validation import user_id as check_user_id
 from .consolidation import Abstractor, KnowledgeCandidate
 from .embedding import Embedder
 from .retrieval import Reranker
@@ -89,4 +90,5 @@ __all__ = [
     "Writer",
     "__version__",
     "approx_token_count",
+    "check_user_id",
 ]
