@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.metadata
 import logging
+import math
 import os
 import platform
 import signal
@@ -18,7 +19,7 @@ import sqlite3
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -48,6 +49,7 @@ __all__ = [
     "library_fingerprint",
     "load_average",
     "make_progress",
+    "percentile",
 ]
 
 
@@ -74,6 +76,18 @@ def entry_point(main: Callable[P, R]) -> Callable[P, R]:
                 signal.signal(signal.SIGTERM, previous)
 
     return run
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) of ``values``, interpolated linearly between the closest
+    ranks (NumPy's default), ``None`` for no values. Every report uses this one, so p95s of
+    different benchmarks compare."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def make_progress(console: Console, *, enabled: bool = True) -> Progress:

@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import entry_point, environment, make_progress  # sets the offline env first
+from _common import (  # sets the offline env first
+    entry_point,
+    environment,
+    make_progress,
+    percentile,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -99,13 +104,6 @@ def _user(
         timings.add_ms += adds
         timings.search_ms += searches
         timings.errors += errors
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _summary(values: Sequence[float], seconds: float) -> dict[str, Any]:

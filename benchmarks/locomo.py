@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -83,6 +82,7 @@ from _common import (  # sets the offline env first
     environment,
     load_average,
     make_progress,
+    percentile,
 )
 from _models import load_model, model_totals
 from dateutil import parser as date_parser
@@ -590,16 +590,6 @@ def score_question(system: Retriever, question: Question, now: datetime) -> Ques
 
 def _mean(values: Sequence[float]) -> float | None:
     return statistics.fmean(values) if values else None
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100), linear interpolation between closest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def aggregate(scores: Sequence[tuple[Question, QuestionScore]]) -> dict[str, dict[str, Any]]:

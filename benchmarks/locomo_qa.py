@@ -103,6 +103,7 @@ from _common import (  # sets the offline env first
     entry_point,
     load_average,
     make_progress,
+    percentile,
 )
 from _models import load_model
 from locomo import (
@@ -121,7 +122,6 @@ from locomo import (
     ingest_lightmem,
     limit_questions,
     load_locomo,
-    percentile,
     to_json,
 )
 from nltk.stem import PorterStemmer  # type: ignore[import-untyped]

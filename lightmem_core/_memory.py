@@ -609,15 +609,22 @@ class LightMem:
         self,
         user_id: str,
         *,
+        ids: Sequence[str] | None = None,
         keys: Sequence[str] | None = None,
         key_prefix: str | None = None,
         tiers: Sequence[Tier | str] | None = None,
     ) -> list[Memory]:
-        """The user's stored memories, oldest first: all of them, those named by ``keys``,
-        or those whose key starts with ``key_prefix``; ``tiers`` limits to ``"mtm"`` and/or
-        ``"ltm"``. A listing, not a search: nothing is ranked and no access is counted."""
+        """The user's stored memories, oldest first: all of them, those with one of ``ids``
+        (a hit's ``memory_id``) or ``keys``, or those whose key starts with ``key_prefix``;
+        ``tiers`` limits to ``"mtm"`` and/or ``"ltm"``. A listing, not a search: nothing is
+        ranked and no access is counted. Ids and keys of other users are ignored."""
         self._ensure_open()
         user = check.user_id(user_id)
+        if ids is not None:
+            found = self._records.get_memories(user, check.identifiers(ids, what="ids"))
+            wanted = self._tiers(tiers)
+            chosen = [m for m in found.values() if wanted is None or m.tier in wanted]
+            return sorted(chosen, key=lambda m: m.created_at or datetime.min.replace(tzinfo=UTC))
         names = check.identifiers(keys, what="keys") if keys is not None else None
         prefix = None
         if key_prefix is not None:
@@ -1504,13 +1511,14 @@ class LightMem:
         self,
         user_id: str,
         *,
+        ids: Sequence[str] | None = None,
         keys: Sequence[str] | None = None,
         key_prefix: str | None = None,
         tiers: Sequence[Tier | str] | None = None,
     ) -> list[Memory]:
         """Async :meth:`memories`."""
         return await asyncio.to_thread(
-            self.memories, user_id, keys=keys, key_prefix=key_prefix, tiers=tiers
+            self.memories, user_id, ids=ids, keys=keys, key_prefix=key_prefix, tiers=tiers
         )
 
     async def adelete(

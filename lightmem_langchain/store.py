@@ -127,6 +127,17 @@ def _check_text(value: str, what: str) -> None:
         raise InvalidNamespace(f"{what} must not contain control characters: {value!r}")
 
 
+def _natural(value: object, *, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_page(limit: object, offset: object, what: str) -> None:
+    if not _natural(limit) or not _natural(offset):
+        raise InvalidArgument(
+            f"{what} limit and offset must be non-negative integers, got {limit!r}, {offset!r}"
+        )
+
+
 def _strings(value: Any) -> list[str]:
     """Every string in a JSON value, in order: what the item says, for search."""
     if isinstance(value, str):
@@ -293,10 +304,19 @@ class LightMemStore(BaseStore):
             elif isinstance(op, SearchOp):
                 if op.namespace_prefix:
                     user_of_namespace(op.namespace_prefix)
-                if op.limit < 0 or op.offset < 0:
-                    raise InvalidArgument("search limit and offset must not be negative")
-            elif op.limit < 0 or op.offset < 0:
-                raise InvalidArgument("list_namespaces limit and offset must not be negative")
+                _check_page(op.limit, op.offset, "search")
+                if op.filter is not None and not isinstance(op.filter, Mapping):
+                    raise InvalidArgument(
+                        f"a search filter must be a dict, got {type(op.filter).__name__}"
+                    )
+                if op.query is not None and not isinstance(op.query, str):
+                    raise InvalidArgument(f"a query must be text, got {type(op.query).__name__}")
+            else:
+                _check_page(op.limit, op.offset, "list_namespaces")
+                if op.max_depth is not None and not _natural(op.max_depth, minimum=1):
+                    raise InvalidArgument(
+                        f"max_depth must be a positive integer, got {op.max_depth!r}"
+                    )
         return puts
 
     def _item_key(self, namespace: tuple[str, ...], key: str) -> tuple[str, str]:
@@ -385,36 +405,53 @@ class LightMemStore(BaseStore):
         self, user: str, rest: Sequence[str], wanted: Mapping[str, Any] | None
     ) -> list[Memory]:
         memories = self.mem.memories(user, key_prefix=_prefix_key(rest), tiers=[Tier.LTM])
-        if not wanted:
-            return memories
-        return [
-            m
-            for m in memories
-            if all(_matches(m.metadata.get("value", {}).get(k), v) for k, v in wanted.items())
-        ]
+        return [m for m in memories if self._wanted(m, rest, wanted)]
+
+    @staticmethod
+    def _wanted(memory: Memory, rest: Sequence[str], wanted: Mapping[str, Any] | None) -> bool:
+        """An item of the namespace prefix whose value passes the filter."""
+        if memory.key is None or not memory.key.startswith(_prefix_key(rest)):
+            return False
+        value = memory.metadata.get("value", {})
+        return not wanted or all(_matches(value.get(k), v) for k, v in wanted.items())
+
+    @staticmethod
+    def _depth(offset: int, limit: int) -> int:
+        """How many ranked memories to ask for: a power of two from 16, so that the first
+        pages of one query share one ranking (a search's pool grows with its ``k``)."""
+        return min(1000, max(16, 1 << max(0, offset + limit - 1).bit_length()))
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
+        rest = prefix[1:]
         users = [user_of_namespace(prefix)] if prefix else self.mem.users()
+        wanted = op.offset + op.limit
         ranked: list[tuple[float, Memory]] = []
         unranked: list[Memory] = []
         for user in users:
-            matching = self._listed(user, prefix[1:], op.filter)
-            if not op.query or not matching:
-                unranked += matching
+            if not op.query:
+                unranked += self._listed(user, rest, op.filter)
                 continue
-            by_id = {m.id: m for m in matching if m.metadata.get("store_index") is not False}
             hits = self.mem.search(
                 user,
                 op.query,
-                k=min(1000, max(10, op.offset + op.limit)),
+                k=self._depth(op.offset, op.limit),
                 token_budget=1_000_000,
                 tiers=[Tier.LTM],
             )
-            scored = [(h.score, by_id[h.memory_id]) for h in hits if h.memory_id in by_id]
-            seen = {m.id for _, m in scored}
+            found = {m.id: m for m in self.mem.memories(user, ids=[h.memory_id for h in hits])}
+            scored = [
+                (h.score, found[h.memory_id])
+                for h in hits
+                if h.memory_id in found
+                and self._wanted(found[h.memory_id], rest, op.filter)
+                and found[h.memory_id].metadata.get("store_index") is not False
+            ]
             ranked += scored
-            unranked += [m for m in matching if m.id not in seen]
+            if len(users) == 1 and len(scored) >= wanted:
+                continue  # the page is all ranked: the other items are not needed
+            seen = {m.id for _, m in scored}
+            unranked += [m for m in self._listed(user, rest, op.filter) if m.id not in seen]
         # Scores of different users' searches are not comparable; one user's is the usual case.
         ranked.sort(key=lambda pair: -pair[0])
         ordered: list[tuple[float | None, Memory]] = [*ranked, *((None, m) for m in unranked)]
