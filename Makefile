@@ -1,7 +1,7 @@
 # Everyday tasks. `make install` once, then `make check` before you push.
 PY ?= python
 
-.PHONY: install test lint format typecheck check demo bench clean
+.PHONY: install test lint format typecheck check demo bench notebooks clean
 
 install:          ## install the package, every extra and the dev tools (CPU-only torch)
 	$(PY) -m pip install -c constraints.txt -e ".[all,dev]"
@@ -27,6 +27,9 @@ demo:             ## the scripted two-user demo, offline, on the embedded defaul
 
 bench:            ## latency figures (add, search, embed) at 1k and 10k memories
 	$(PY) benchmarks/latency.py --quick
+
+notebooks:        ## run the notebooks offline and store their outputs (the tests compare)
+	$(PY) notebooks/execute.py
 
 clean:
 	rm -rf .venv-ci .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
