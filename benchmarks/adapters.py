@@ -25,6 +25,10 @@ store search                ``LightMemStore.search(query=...)`` / ``mem.search(t
 store get                   ``LightMemStore.get`` / ``mem.memories(keys=[...])``
 middleware                  ``LightMemMiddleware.wrap_model_call`` / ``mem.context``
 memory tool                 ``search_memory`` tool / ``mem.context``
+llamaindex memory get       ``LightMemMemory.get(input=...)`` / ``mem.context``
+llamaindex memory put       ``LightMemMemory.put`` / ``mem.add_many`` (1 turn)
+llamaindex retriever        ``LightMemRetriever.retrieve`` / ``mem.search``
+llamaindex block            ``LightMemBlock.aget`` / ``mem.acontext`` (both in ``asyncio.run``)
 ==========================  =================================================================
 
 Then a second pass counts language-model calls: the engine is opened with a scripted
@@ -123,6 +127,59 @@ class Pair:
 
 def build_pairs(mem: LightMem) -> list[Pair]:
     """Each adapter next to the engine call it translates to."""
+    return [*langchain_pairs(mem), *llamaindex_pairs(mem)]
+
+
+def llamaindex_pairs(mem: LightMem) -> list[Pair]:
+    import asyncio
+
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from lightmem_llamaindex import LightMemBlock, LightMemMemory
+    from lightmem_llamaindex import LightMemRetriever as NodeRetriever
+
+    memory = LightMemMemory.from_defaults(mem=mem, user_id=USER, session_id="bench-li")
+    retriever = NodeRetriever(mem, user_id=USER, similarity_top_k=4)
+    block = LightMemBlock(mem, user_id=USER)
+    seen: list[ChatMessage] = []  # the block records what it is shown: show it nothing new
+
+    def put_pair(adapter: bool) -> Callable[[str], Any]:
+        def put(query: str) -> Any:
+            if adapter:
+                return memory.put(ChatMessage(role="user", content=query))
+            return mem.add_many(USER, [{"content": query, "role": "user"}], session_id="bench-li")
+
+        return put
+
+    def block_get(query: str) -> Any:
+        return asyncio.run(
+            block.aget([*seen, ChatMessage(role="user", content=query)], session_id="b")
+        )
+
+    return [
+        Pair(
+            "llamaindex memory get",
+            lambda q: memory.get(input=q),
+            lambda q: mem.context(USER, q, session_id="bench-li"),
+        ),
+        Pair("llamaindex memory put", put_pair(True), put_pair(False), reads=False),
+        Pair(
+            "llamaindex retriever",
+            lambda q: retriever.retrieve(q),
+            lambda q: mem.search(USER, q, k=4),
+        ),
+        Pair(
+            "llamaindex block",
+            block_get,
+            lambda q: asyncio.run(mem.acontext(USER, q, session_id="b", include_recent=False)),
+            # The block also records the message it is shown (once): a write the engine
+            # call does not make. Counted in the timing, as a user would pay it.
+        ),
+    ]
+
+
+def langchain_pairs(mem: LightMem) -> list[Pair]:
+    """The LangChain and LangGraph adapters next to their engine calls."""
     from langchain.agents.middleware import ModelRequest, ModelResponse
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from langchain_core.messages import AIMessage, HumanMessage

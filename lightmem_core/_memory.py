@@ -978,10 +978,17 @@ class LightMem:
         return as_of is None or ts <= as_of.timestamp()
 
     def recent(
-        self, user_id: str, *, session_id: str | None = None, token_budget: int | None = None
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        token_budget: int | None = None,
+        limit: int | None = None,
     ) -> list[Turn]:
         """Short-term memory: the latest turns of a session (the user's latest if ``None``),
-        oldest first, at most ``stm_turns`` of them and within ``token_budget``."""
+        oldest first, at most ``limit`` of them (default ``stm_turns``) and within
+        ``token_budget`` (default ``stm_token_budget``). Turns before a
+        :meth:`clear_recent` of the session are not recent any more."""
         self._ensure_open()
         user = check.user_id(user_id)
         session = (
@@ -992,10 +999,15 @@ class LightMem:
             if token_budget is not None
             else self.config.stm_token_budget
         )
-        return self._recent(user, session, budget)
+        count = check.positive_int(limit, what="limit") if limit is not None else None
+        return self._recent(user, session, budget, count)
 
-    def _recent(self, user: str, session: str | None, budget: int) -> list[Turn]:
-        turns = self._records.recent_turns(user, session_id=session, limit=self.config.stm_turns)
+    def _recent(
+        self, user: str, session: str | None, budget: int, limit: int | None = None
+    ) -> list[Turn]:
+        turns = self._records.recent_turns(
+            user, session_id=session, limit=limit or self.config.stm_turns
+        )
         kept: list[Turn] = []
         used = 0
         for turn in reversed(turns):  # newest first: the latest turns matter most
@@ -1443,6 +1455,11 @@ class LightMem:
         if self._vectors_handle is not None:
             self._vectors_handle.close()
         self._records.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (every other call then raises ``StoreClosed``)."""
+        return self._closed
 
     def __enter__(self) -> LightMem:
         return self

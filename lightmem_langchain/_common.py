@@ -1,13 +1,11 @@
-"""What every LangChain adapter shares: finding the engine, the user and the session, turning
-messages into turns and turns into messages, and counting turns towards consolidation.
+"""What the LangChain adapters share: turning messages into turns and turns into messages
+(and, from :mod:`lightmem_core.integration`, the engine, user and consolidation helpers).
 
 Nothing here retrieves, stores or consolidates: that is the engine's job.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +17,8 @@ from langchain_core.messages import (
     SystemMessage,
 )
 
-from lightmem_core import InvalidArgument, InvalidUserId, LightMem, Turn, check_user_id
+from lightmem_core import Turn
+from lightmem_core.integration import TurnCounter, context_value, engine, required_user
 
 __all__ = [
     "TurnCounter",
@@ -30,34 +29,6 @@ __all__ = [
     "required_user",
     "turn_of",
 ]
-
-
-def engine(mem: object, owner: str) -> LightMem:
-    """The engine an adapter was given, checked (a clear error beats an AttributeError on
-    the user's first turn)."""
-    if not isinstance(mem, LightMem):
-        raise InvalidArgument(
-            f"{owner} needs a LightMem engine as its first argument (or mem=), "
-            f"got {type(mem).__name__}"
-        )
-    return mem
-
-
-def context_value(context: object, key: str) -> Any:
-    """``key`` of a LangGraph runtime context, whatever its shape: ``None`` (no context
-    passed), a dict (a TypedDict schema, or none), a dataclass or a pydantic model."""
-    if context is None:
-        return None
-    if isinstance(context, Mapping):
-        return context.get(key)
-    return getattr(context, key, None)  # a dataclass, a pydantic model, any object
-
-
-def required_user(value: object, *, where: str) -> str:
-    """A user id that must be there: a clear, typed error saying where it was looked for."""
-    if value is None:
-        raise InvalidUserId(f"no user id: {where}")
-    return check_user_id(value)
 
 
 def message_text(message: object) -> str:
@@ -109,29 +80,3 @@ def message_of(turn: Turn) -> BaseMessage:
     if turn.role == "tool":
         return ChatMessage(role="tool", content=turn.content)
     return HumanMessage(content=turn.content)
-
-
-class TurnCounter:
-    """Asks the engine for a background consolidation of a user every ``every`` recorded
-    turns (``None``: never; the engine's own ``consolidate_every`` may still apply).
-    The request returns at once: consolidation never runs on the caller's path."""
-
-    def __init__(self, every: int | None) -> None:
-        if every is not None and (
-            not isinstance(every, int) or isinstance(every, bool) or every < 1
-        ):
-            raise InvalidArgument(f"consolidate_every must be a positive integer, got {every!r}")
-        self.every = every
-        self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def recorded(self, mem: LightMem, user_id: str, turns: int) -> None:
-        if self.every is None or turns <= 0:
-            return
-        with self._lock:
-            self._counts[user_id] += turns
-            due = self._counts[user_id] >= self.every
-            if due:
-                self._counts[user_id] = 0
-        if due:
-            mem.schedule_consolidation(user_id)

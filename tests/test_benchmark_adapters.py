@@ -22,6 +22,10 @@ def test_adapters_benchmark_end_to_end(tmp_path: Path) -> None:
         "store get",
         "middleware",
         "memory tool",
+        "llamaindex memory get",
+        "llamaindex memory put",
+        "llamaindex retriever",
+        "llamaindex block",
     }
     assert all(row["ratio_p50"] is not None for row in report["timings"])
     assert report["model_calls"]

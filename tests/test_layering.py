@@ -4,6 +4,7 @@ loads its framework only when an adapter is used."""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-FRAMEWORKS = ("langchain", "langchain_core", "langchain_classic", "langgraph", "llama_index")
+FRAMEWORKS = (
+    "langchain",
+    "langchain_core",
+    "langchain_classic",
+    "langgraph",
+    "llama_index",
+    "llama_index_instrumentation",
+)
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -44,10 +52,10 @@ def test_importing_an_adapter_package_loads_no_framework(package: str) -> None:
     assert out.strip() == "[]"
 
 
-def test_every_public_name_of_the_langchain_package_resolves() -> None:
-    import lightmem_langchain
-
-    for name in lightmem_langchain.__all__:
-        assert getattr(lightmem_langchain, name) is not None, name
+@pytest.mark.parametrize("package", ["lightmem_langchain", "lightmem_llamaindex"])
+def test_every_public_name_of_an_adapter_package_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
     with pytest.raises(AttributeError):
-        lightmem_langchain.NoSuchThing  # noqa: B018
+        module.NoSuchThing  # noqa: B018
