@@ -45,6 +45,8 @@ def node_of(hit: Hit) -> NodeWithScore:
         "status": hit.status.value,
         "flags": list(hit.flags),
     }
+    # No None values: ContextChatEngine would show the model "speaker: None".
+    metadata = {key: value for key, value in metadata.items() if value is not None}
     hidden = [k for k in _METADATA if k not in _SHOWN_TO_MODEL]
     node = TextNode(
         id_=hit.memory_id,
