@@ -8,16 +8,25 @@ Adapters (``lightmem_langchain``, ``lightmem_llamaindex``) are translations onto
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import InvalidArgument, InvalidUserId
+from ._errors import InvalidArgument, InvalidUserId, MissingDependency
 from ._memory import LightMem
+from ._types import Hit
 from ._validation import user_id as check_user_id
 
-__all__ = ["TurnCounter", "context_value", "engine", "required_user"]
+__all__ = [
+    "TurnCounter",
+    "context_value",
+    "engine",
+    "hit_metadata",
+    "lazy_exports",
+    "required_user",
+]
 
 
 def engine(mem: object, owner: str) -> LightMem:
@@ -39,6 +48,48 @@ def context_value(context: object, key: str) -> Any:
     if isinstance(context, Mapping):
         return context.get(key)
     return getattr(context, key, None)
+
+
+def hit_metadata(hit: Hit) -> dict[str, Any]:
+    """What a framework's document or node carries about a retrieved memory: ``tier``,
+    ``score``, ``timestamp`` (ISO 8601), ``source_ids``, ``memory_id``, ``kind``,
+    ``session_id``, ``speaker``, ``status`` and ``flags``."""
+    return {
+        "tier": hit.tier.value,
+        "score": hit.score,
+        "timestamp": hit.timestamp.isoformat() if hit.timestamp else None,
+        "source_ids": list(hit.source_ids),
+        "memory_id": hit.memory_id,
+        "kind": hit.kind,
+        "session_id": hit.session_id,
+        "speaker": hit.speaker,
+        "status": hit.status.value,
+        "flags": list(hit.flags),
+    }
+
+
+def lazy_exports(
+    package: str, names: Mapping[str, str], *, extra: str
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for an adapter package whose names load their module
+    (and its framework) on first use; a framework that is not installed is a
+    ``MissingDependency`` naming the extra to install."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        try:
+            module = importlib.import_module(names[name], package)
+        except ImportError as err:
+            raise MissingDependency(
+                f"{package}.{name} needs its framework: pip install 'lightmem-slm[{extra}]' ({err})"
+            ) from err
+        return getattr(module, name)
+
+    def __dir__() -> list[str]:
+        return sorted(names)
+
+    return __getattr__, __dir__
 
 
 def required_user(value: object, *, where: str) -> str:

@@ -15,8 +15,9 @@ each adapter loads its part of LangChain when it is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lightmem_core.integration import lazy_exports
 
 if TYPE_CHECKING:
     from .callbacks import LightMemCallbackHandler
@@ -54,20 +55,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        try:
-            module = importlib.import_module(_LAZY[name], __name__)
-        except ImportError as err:
-            from lightmem_core import MissingDependency
-
-            raise MissingDependency(
-                f"lightmem_langchain.{name} needs LangChain: pip install 'lightmem-slm[langchain]'"
-                f" ({err})"
-            ) from err
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, extra="langchain")

@@ -14,6 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from lightmem_core import Hit, InvalidUserId, LightMem, check_user_id
+from lightmem_core.integration import hit_metadata
 
 from ._common import engine
 
@@ -25,18 +26,7 @@ def document_of(hit: Hit) -> Document:
     return Document(
         id=hit.memory_id,
         page_content=hit.text,
-        metadata={
-            "tier": hit.tier.value,
-            "score": hit.score,
-            "timestamp": hit.timestamp.isoformat() if hit.timestamp else None,
-            "source_ids": list(hit.source_ids),
-            "memory_id": hit.memory_id,
-            "kind": hit.kind,
-            "session_id": hit.session_id,
-            "speaker": hit.speaker,
-            "status": hit.status.value,
-            "flags": list(hit.flags),
-        },
+        metadata=hit_metadata(hit),
     )
 
 

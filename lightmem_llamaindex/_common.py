@@ -16,7 +16,15 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from lightmem_core import LightMem, Turn
 from lightmem_core.integration import engine
 
-__all__ = ["engine_for_path", "message_of", "message_text", "register", "turn_of"]
+__all__ = [
+    "check_token_limit",
+    "engine_for_path",
+    "message_of",
+    "message_text",
+    "register",
+    "resolve_engine",
+    "turn_of",
+]
 
 _ROLES = {
     MessageRole.USER: "user",
@@ -84,3 +92,28 @@ def engine_for_path(path: str) -> LightMem:
             found = LightMem(path)
             _OPEN[key] = found
     return found
+
+
+def resolve_engine(data: Any, owner: str) -> Any:
+    """A pydantic ``model_validator(mode="before")`` body for adapters that keep an engine:
+    a restored adapter (``store_path``, no engine) gets the engine open on that path; a new
+    one records its engine's path (so it can be serialised)."""
+    if isinstance(data, dict):
+        mem = data.get("mem")
+        if mem is None and data.get("store_path"):
+            data["mem"] = mem = engine_for_path(data["store_path"])
+        if mem is not None:
+            data["store_path"] = str(register(mem, owner).path)
+        elif not data.get("store_path"):
+            from lightmem_core import InvalidArgument
+
+            raise InvalidArgument(f"{owner} needs a LightMem engine: mem=...")
+    return data
+
+
+def check_token_limit(value: object) -> None:
+    """``None`` or a positive integer (checked before pydantic, which would wrap the error)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        from lightmem_core import InvalidArgument
+
+        raise InvalidArgument(f"token_limit must be a positive integer, got {value!r}")

@@ -21,10 +21,10 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory.memory import BaseMemoryBlock
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from lightmem_core import DuplicateTurnId, InvalidArgument, LightMem, check_user_id
+from lightmem_core import DuplicateTurnId, LightMem, check_user_id
 from lightmem_core.integration import required_user
 
-from ._common import engine_for_path, message_text, register, turn_of
+from ._common import check_token_limit, message_text, resolve_engine, turn_of
 
 __all__ = ["LightMemBlock"]
 
@@ -69,27 +69,16 @@ class LightMemBlock(BaseMemoryBlock[str]):
     @model_validator(mode="before")
     @classmethod
     def _resolve(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            mem = data.get("mem")
-            if mem is None and data.get("store_path"):
-                data["mem"] = mem = engine_for_path(data["store_path"])
-            if mem is not None:
-                data["store_path"] = str(register(mem, "LightMemBlock").path)
-        return data
+        return resolve_engine(data, "LightMemBlock")
 
     def __init__(self, mem: LightMem | None = None, /, **data: Any) -> None:
         if mem is not None:
             data["mem"] = mem
         # Checked here, not in pydantic validators: those would wrap the typed errors.
-        if data.get("mem") is None and not data.get("store_path"):
-            raise InvalidArgument("LightMemBlock needs a LightMem engine: mem=...")
+        resolve_engine(data, "LightMemBlock")  # a typed error when there is no engine
         if data.get("user_id") is not None:
             data["user_id"] = check_user_id(data["user_id"])
-        limit = data.get("token_limit")
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
-        ):
-            raise InvalidArgument(f"token_limit must be a positive integer, got {limit!r}")
+        check_token_limit(data.get("token_limit"))
         super().__init__(**data)
 
     @property

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from lightmem_core import Context, InvalidArgument, LightMem, Turn, check_user_id
 
-from ._common import engine_for_path, message_of, message_text, register, turn_of
+from ._common import check_token_limit, message_of, message_text, resolve_engine, turn_of
 
 __all__ = ["LightMemMemory"]
 
@@ -53,27 +53,16 @@ class LightMemMemory(BaseMemory):
     @model_validator(mode="before")
     @classmethod
     def _resolve(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            mem = data.get("mem")
-            if mem is None and data.get("store_path"):
-                data["mem"] = mem = engine_for_path(data["store_path"])
-            if mem is not None:
-                data["store_path"] = str(register(mem, "LightMemMemory").path)
-        return data
+        return resolve_engine(data, "LightMemMemory")
 
     def __init__(self, **data: Any) -> None:
         # Checked here, not in pydantic validators: those would wrap the typed errors.
-        if data.get("mem") is None and not data.get("store_path"):
-            raise InvalidArgument("LightMemMemory needs a LightMem engine: mem=...")
+        resolve_engine(data, "LightMemMemory")  # a typed error when there is no engine
         data["user_id"] = check_user_id(data.get("user_id"))
         session = data.setdefault("session_id", "default")
         if not isinstance(session, str) or not session.strip() or session != session.strip():
             raise InvalidArgument(f"session_id must be a non-empty id, got {session!r}")
-        limit = data.get("token_limit")
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
-        ):
-            raise InvalidArgument(f"token_limit must be a positive integer, got {limit!r}")
+        check_token_limit(data.get("token_limit"))
         super().__init__(**data)
 
     @classmethod

@@ -9,6 +9,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from lightmem_core import Hit, InvalidArgument, LightMem, check_user_id
+from lightmem_core.integration import hit_metadata
 
 from ._common import register
 
@@ -17,43 +18,20 @@ __all__ = ["LightMemRetriever", "node_of"]
 # What the model is shown of a node's metadata: when and who. Ids, scores and tiers are for
 # the application (ContextChatEngine renders the rest of the metadata into the prompt).
 _SHOWN_TO_MODEL = ("timestamp", "speaker")
-_METADATA = (
-    "tier",
-    "score",
-    "timestamp",
-    "source_ids",
-    "memory_id",
-    "kind",
-    "session_id",
-    "speaker",
-    "status",
-    "flags",
-)
 
 
 def node_of(hit: Hit) -> NodeWithScore:
     """A retrieved memory as a scored LlamaIndex node (its id is the memory id)."""
-    metadata = {
-        "tier": hit.tier.value,
-        "score": hit.score,
-        "timestamp": hit.timestamp.isoformat() if hit.timestamp else None,
-        "source_ids": list(hit.source_ids),
-        "memory_id": hit.memory_id,
-        "kind": hit.kind,
-        "session_id": hit.session_id,
-        "speaker": hit.speaker,
-        "status": hit.status.value,
-        "flags": list(hit.flags),
-    }
+    metadata = hit_metadata(hit)
     # No None values: ContextChatEngine would show the model "speaker: None".
     metadata = {key: value for key, value in metadata.items() if value is not None}
-    hidden = [k for k in _METADATA if k not in _SHOWN_TO_MODEL]
+    hidden = [k for k in metadata if k not in _SHOWN_TO_MODEL]
     node = TextNode(
         id_=hit.memory_id,
         text=hit.text,
         metadata=metadata,
         excluded_llm_metadata_keys=hidden,
-        excluded_embed_metadata_keys=list(_METADATA),
+        excluded_embed_metadata_keys=list(metadata),
     )
     return NodeWithScore(node=node, score=hit.score)
 

@@ -9,10 +9,11 @@ adapters save, LlamaIndex's find, and the other way round.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _fuzzing import FUZZ, anything, typed_or_ok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llama_index.core.base.llms.types import ChatMessage
@@ -20,7 +21,7 @@ from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import MockLLM
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 
-from lightmem_core import LightMem, LightMemError
+from lightmem_core import LightMem
 from lightmem_core.testing import HashingEmbedder
 from lightmem_langchain import LightMemRetriever as LangChainRetriever
 from lightmem_langchain import LightMemStore, user_namespace
@@ -97,35 +98,6 @@ def test_no_adapter_shows_one_user_anothers_memories(shared: LightMem, pair: lis
 
 # --- fuzzing ------------------------------------------------------------------------------------
 
-anything = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**40), 2**40),
-    st.text(max_size=30),
-    st.binary(max_size=10),
-    st.lists(st.text(max_size=5), max_size=3),
-    st.sampled_from(["", " ", "\x00", "a\nb", "\ud800", "x" * 300, "a.b", "%"]),
-)
-FUZZ = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-def _counts(mem: LightMem) -> dict[str, int]:
-    counts = mem._records.counts(None)
-    counts.pop("pending_index", None)
-    return counts
-
-
-def _typed_or_ok(mem: LightMem, call: Callable[[], Any]) -> None:
-    before = _counts(mem)
-    try:
-        call()
-    except LightMemError:
-        assert _counts(mem) == before
-
 
 @FUZZ
 @given(user=anything, session=anything, limit=anything, text=anything, role=anything)
@@ -153,7 +125,7 @@ def test_memory_and_block_inputs(
         ).retrieve(content or "q")
 
     for call in (memory_calls, block_calls, retriever_calls):
-        _typed_or_ok(shared, call)
+        typed_or_ok(shared, call)
 
 
 # --- one memory, two frameworks ---------------------------------------------------------------
