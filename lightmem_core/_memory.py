@@ -249,6 +249,7 @@ class LightMem:
         self._speaker_cache: dict[str, frozenset[str]] = {}
         self._erasure_seen: str | None = None
         self._index_dimension: int | None = None
+        self._embedder_mismatch: tuple[str, str] | None = None
         self._token_cache: dict[str, int] = {}
         self._indexer = VectorIndexer(
             self._records,
@@ -258,13 +259,17 @@ class LightMem:
             on_first_vector=self._check_dimension,
         )
         try:
-            self._check_embedder_identity(reindex=reindex)
+            # An embedder that does not match the index blocks only what needs it (adding,
+            # searching, indexing, consolidating): erasure, export and stats need no
+            # embedder and must work whatever the app's embedder was.
+            self._embedder_mismatch = None if reindex else self._mismatched_embedder()
             if reindex:
                 self.reindex()
         except BaseException:
             self._abandon()
             raise
-        self._indexer.start()
+        if self._embedder_mismatch is None:
+            self._indexer.start()
         every_turns, every_seconds = self.config.consolidation_trigger
         self._scheduler: ConsolidationScheduler | None = None
         if every_turns or every_seconds:
@@ -316,26 +321,35 @@ class LightMem:
                         self._vectors_handle = SharedChromaIndex(self.path, prefix=prefix)
         return self._vectors_handle
 
-    def _check_embedder_identity(self, *, reindex: bool) -> None:
-        """Refuse an embedder that does not match the vectors already indexed."""
+    def _mismatched_embedder(self) -> tuple[str, str] | None:
+        """The name and dimension of the embedder the index was built with, when it is not
+        this instance's embedder."""
         stored_name = self._records.get_meta("embedder")
         stored_dim = self._records.get_meta("dimension")
         if stored_name is None or stored_dim is None or stored_name == self._embedder.name:
+            return None
+        return stored_name, stored_dim
+
+    def _need_embedder(self) -> None:
+        """Refuse work that needs the embedder when it does not match the vectors already
+        indexed (found at open; checked here so the model loads only when it is used)."""
+        if self._embedder_mismatch is None:
             return
-        if reindex:
-            return
+        stored_name, stored_dim = self._embedder_mismatch
         dimension = self._embedder.dimension
         if dimension != int(stored_dim):
             raise EmbeddingDimensionMismatch(
                 f"the index at {self.path} holds {stored_dim}-dimensional vectors from "
                 f"{stored_name!r}, but the embedder {self._embedder.name!r} makes "
                 f"{dimension}-dimensional ones. Use the original embedder, or rebuild the "
-                "index with LightMem(..., reindex=True) or `lightmem reindex`."
+                "index with LightMem(..., reindex=True) or `lightmem reindex`. (Erasure, "
+                "export and stats work without it.)"
             )
         raise ConfigurationError(
             f"the index at {self.path} was built with {stored_name!r}, not "
             f"{self._embedder.name!r}; their vectors are not comparable. Use the original "
-            "embedder, or rebuild the index with LightMem(..., reindex=True)."
+            "embedder, or rebuild the index with LightMem(..., reindex=True). (Erasure, "
+            "export and stats work without it.)"
         )
 
     def _check_dimension(self, dimension: int) -> None:
@@ -409,6 +423,7 @@ class LightMem:
         ``timestamp``, ``turn_id``, ``speaker``, ``metadata`` (same meaning as in :meth:`add`).
         """
         self._ensure_open()
+        self._need_embedder()
         user = check.user_id(user_id)
         turns = [self._turn(user, message, default_session=session_id) for message in messages]
         if not turns:
@@ -540,6 +555,7 @@ class LightMem:
             InvalidUserId, InvalidContent, InvalidArgument: nothing was stored.
         """
         self._ensure_open()
+        self._need_embedder()
         user = check.user_id(user_id)
         body = check.content(text, max_chars=self.config.max_content_chars, what="text")
         kind = check.identifier(kind, what="kind")
@@ -706,6 +722,7 @@ class LightMem:
         exclude_sources: frozenset[str],
         cost: Callable[[Memory], int],
     ) -> SearchResults:
+        self._need_embedder()
         self._drop_caches_if_erased_elsewhere()
         pool = self.config.pool_for(k)
         plan = self._plan(user, query, as_of)
@@ -1153,6 +1170,7 @@ class LightMem:
             vectors=vectors,
             fts_rows=deleted.fts_rows,
             completed_at=datetime.now(UTC),
+            remaining=self._vectors().erasure_residue(),
         )
 
     # --- consolidation ----------------------------------------------------------------------
@@ -1232,6 +1250,7 @@ class LightMem:
     def _consolidation_targets(
         self, user_id: str | None, now: datetime | str | float | None
     ) -> tuple[list[str], datetime]:
+        self._need_embedder()
         users = [check.user_id(user_id)] if user_id is not None else self.users()
         clock = check.timestamp(now, what="now") if now is not None else datetime.now(UTC)
         return users, clock
@@ -1389,6 +1408,7 @@ class LightMem:
                 else str(self.path / "chroma")
             )
         result["embedder"] = self._embedder.name
+        result["index_embedder"] = self._records.get_meta("embedder")  # what built the vectors
         result["models"] = self._models.snapshot()
         if result["models"]:
             from .slm.prompts import PROMPT_VERSION
@@ -1418,11 +1438,13 @@ class LightMem:
             vectors=vectors,
             fts_rows=deleted.fts_rows,
             completed_at=datetime.now(UTC),
+            remaining=self._vectors().erasure_residue(),
         )
 
     def flush(self) -> int:
         """Index every pending memory now; returns how many were indexed."""
         self._ensure_open()
+        self._need_embedder()
         return self._indexer.flush_all()
 
     def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
@@ -1437,9 +1459,11 @@ class LightMem:
             self._records.set_meta("embedder", self._embedder.name)
             self._records.set_meta("dimension", str(self._embedder.dimension))
             self._index_dimension = None
+            self._embedder_mismatch = None  # the index is this embedder's now
         with self._query_cache_lock:
             self._query_cache.clear()
         # The background thread may take some batches; all are done when this returns.
+        self._indexer.start()
         self._indexer.flush_all(progress)
         return total
 

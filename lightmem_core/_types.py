@@ -241,6 +241,9 @@ class ForgetReceipt:
     fts_rows: int
     """Rows removed from the full-text index."""
     completed_at: datetime
+    remaining: tuple[str, ...] = ()
+    """What may still hold traces of the user that LightMem could not scrub, in words (a
+    Chroma server's own files); empty when no file of the store holds any."""
 
     @property
     def total(self) -> int:
@@ -254,6 +257,7 @@ class ForgetReceipt:
             "vectors": self.vectors,
             "fts_rows": self.fts_rows,
             "completed_at": self.completed_at.isoformat(),
+            "remaining": list(self.remaining),
         }
 
 

@@ -46,6 +46,7 @@ def test_add_returns_the_stored_turn(mem: LightMem) -> None:
         "pending_index": mem.stats("alice")["pending_index"],
         "vectors": None,
         "embedder": "hashing-256",
+        "index_embedder": mem.stats("alice")["index_embedder"],  # set with the first vector
         "models": {},
         "indexer_error": None,
     }
@@ -269,7 +270,8 @@ def test_writes_survive_reopen_and_the_index_catches_up(tmp_path: Path) -> None:
         reopened.flush()  # the background thread may already have caught up
         assert reopened.stats("u") | {"embedder": None} == {
             "user_id": "u", "turns": 10, "mtm": 10, "ltm": 0, "ltm_superseded": 0, "ltm_archived": 0, "pending_index": 0,
-            "vectors": 10, "embedder": None, "models": {}, "indexer_error": None,
+            "vectors": 10, "embedder": None, "index_embedder": "hashing-256", "models": {},
+            "indexer_error": None,
         }  # fmt: skip
 
 

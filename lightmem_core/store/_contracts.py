@@ -34,13 +34,14 @@ class PendingVector:
     user_id: str
     text: str
     metadata: dict[str, str | int | float | bool]
-    """Flat metadata stored beside the vector (tier, kind, timestamp, user id)."""
+    """Flat metadata stored beside the vector (tier, kind, timestamp). Not the user id: the
+    index keeps users apart by itself, and an id in the metadata is one more copy of it for
+    erasure to hunt down."""
 
     @classmethod
     def of(cls, memory: Memory) -> PendingVector:
         """The index entry of a memory."""
         metadata: dict[str, str | int | float | bool] = {
-            "user_id": memory.user_id,
             "tier": memory.tier.value,
             "kind": memory.kind,
         }
@@ -334,7 +335,13 @@ class VectorIndex(Protocol):
     def delete(self, user_id: str, ids: Sequence[str]) -> None: ...
 
     def delete_user(self, user_id: str) -> int:
-        """Drop every vector of the user; how many there were."""
+        """Drop every vector of the user, leaving no trace of them in the files this index
+        controls; how many there were."""
+        ...
+
+    def erasure_residue(self) -> tuple[str, ...]:
+        """What may still hold traces of an erased user that this index cannot scrub (a
+        server's own files), in words for the receipt; empty when nothing does."""
         ...
 
     def count(self, user_id: str) -> int: ...

@@ -13,8 +13,16 @@ memory; in a collection of their own it is a plain nearest-neighbour search (con
 does one per candidate). Queries that want both tiers ask both and merge.
 
 Collection names are a hash of the user id, so user ids never appear in file or
-collection names. We always pass embeddings ourselves: Chroma's default embedding function
-(which would download a model) is never used.
+collection names, and vectors carry no user id in their metadata. We always pass embeddings
+ourselves: Chroma's default embedding function (which would download a model) is never used.
+
+Erasure on disk. Dropping a collection is not enough to forget a user: Chroma leaves the
+collection's rows in freed pages of ``chroma.sqlite3`` and its HNSW segment folder on disk.
+After dropping a user's collections the embedded index removes every segment folder no
+collection owned and vacuums ``chroma.sqlite3`` (see :func:`scrub`). This reads Chroma's
+own SQLite schema (its ``segments`` and ``collections`` tables); ``tests/test_erasure.py``
+holds it to the pinned Chroma version. A Chroma server's files are the server's: see
+:meth:`ChromaVectorIndex.erasure_residue`.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import sqlite3
 import stat
 import threading
 import time
@@ -236,6 +246,8 @@ class ChromaVectorIndex:
     def delete_user(self, user_id: str) -> int:
         count = self.count(user_id)
         self._forget_handle(user_id)
+        names = [self.collection_name(user_id, tier) for tier in _TIERS]
+        segments = segments_of(self._path, names) if self._path is not None else []
         for tier in _TIERS:
             try:
                 self._client.delete_collection(self.collection_name(user_id, tier))
@@ -244,7 +256,18 @@ class ChromaVectorIndex:
                     raise StorageError(
                         f"vector index delete failed ({self.location}): {err}"
                     ) from err
+        if self._path is not None:
+            scrub(self._path, segments)
         return count
+
+    def erasure_residue(self) -> tuple[str, ...]:
+        if self._path is not None:
+            return ()  # scrubbed: no folder, page or row of the user is left
+        return (
+            f"the Chroma server at {self.location} dropped the user's collections, but its "
+            "own files keep the user's vectors and metadata in freed pages until it is "
+            "vacuumed: stop the server and run `chroma vacuum --path <its data folder>`",
+        )
 
     def count(self, user_id: str) -> int:
         total = 0
@@ -290,6 +313,51 @@ class ChromaVectorIndex:
             for tier in _TIERS:
                 self._collections.pop((user_id, tier), None)
                 self._missing.pop((user_id, tier), None)
+
+
+def _chroma_database(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / "chroma.sqlite3", timeout=30.0)
+
+
+def segments_of(root: Path, collections: Sequence[str]) -> list[str]:
+    """The segment ids (= the names of their folders on disk) of these collections, read
+    from Chroma's own database before the collections are dropped."""
+    if not (root / "chroma.sqlite3").exists():
+        return []
+    marks = ",".join("?" * len(collections))
+    try:
+        conn = _chroma_database(root)
+        try:
+            rows = conn.execute(
+                f"SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id "
+                f"WHERE c.name IN ({marks})",
+                list(collections),
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise StorageError(f"could not read the vector index at {root}: {err}") from err
+    return [str(row[0]) for row in rows]
+
+
+def scrub(root: Path, segments: Sequence[str]) -> None:
+    """Leave no trace of dropped collections in an embedded Chroma folder: remove their
+    HNSW segment folders (Chroma leaves them behind), and vacuum ``chroma.sqlite3`` so
+    that no freed page keeps their rows (ids, metadata, vectors)."""
+    for segment in segments:
+        folder = root / segment
+        if folder.is_dir() and folder.parent == root:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not (root / "chroma.sqlite3").exists():
+        return
+    try:
+        conn = _chroma_database(root)
+        try:
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise StorageError(f"could not scrub the vector index at {root}: {err}") from err
 
 
 def make_private(root: Path) -> None:

@@ -370,6 +370,9 @@ class SharedChromaIndex:
     def delete_user(self, user_id: str) -> int:
         return int(self._call("delete_user", user_id))
 
+    def erasure_residue(self) -> tuple[str, ...]:
+        return ()  # the host scrubs the folder when it drops a user (ChromaVectorIndex)
+
     def count(self, user_id: str) -> int:
         return int(self._call("count", user_id))
 

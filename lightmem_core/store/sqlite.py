@@ -704,7 +704,6 @@ class SQLiteRecordStore:
         pending = []
         for memory_id, owner, text, tier, kind, ts in self._read(sql, params):
             meta: dict[str, str | int | float | bool] = {
-                "user_id": owner,
                 "tier": tier,
                 "kind": kind,
             }
