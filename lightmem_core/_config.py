@@ -103,6 +103,9 @@ class LightMemConfig:
     share_knowledge: bool = False
     """Opt-in: consolidation shares general statements (about the world, not a person),
     de-identified, and every user's search can find them. Off: nothing leaves a user."""
+    share_min_contributors: int = 2
+    """How many different users must have stated a general statement before any user's
+    search can find it: what one user alone said never reaches another."""
 
     # --- small language models (``LightMem(slm=...)``) ----------------------------------------
     slm_timeout_s: float | None = None
@@ -120,6 +123,7 @@ class LightMemConfig:
             "token_budget": self.token_budget,
             "chroma_port": self.chroma_port,
             "mtm_capacity": self.mtm_capacity,
+            "share_min_contributors": self.share_min_contributors,
         }
         for name, value in positive_ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -803,13 +803,22 @@ class LightMem:
         if self.config.share_knowledge and (tiers is None or Tier.LTM in tiers):
             # Opt-in shared knowledge (de-identified, owned by no user) competes as LTM.
             found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL)
-            dense.append(found_shared)
             lexical_shared = self._records.lexical_search(
                 SHARED_USER, plan.terms, limit=_SHARED_POOL
             )
-            lexical.append(lexical_shared)
             shared_ids = list(dict.fromkeys(i for i, _ in [*found_shared, *lexical_shared]))
-            shared = self._records.get_memories(SHARED_USER, shared_ids)
+            # Readable only once enough different users have stated it (support counts
+            # contributors): what one user alone said never reaches another.
+            shared = {
+                i: m
+                for i, m in self._records.get_memories(SHARED_USER, shared_ids).items()
+                if m.support >= self.config.share_min_contributors
+            }
+            found_shared = [(i, s) for i, s in found_shared if i in shared]
+            lexical_shared = [(i, s) for i, s in lexical_shared if i in shared]
+            dense.append(found_shared)
+            lexical.append(lexical_shared)
+            shared_ids = list(shared)
             shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
             deep_lexical = [*deep_lexical, *lexical_shared]
         stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
@@ -1157,6 +1166,8 @@ class LightMem:
         with lock, self._indexer.exclusive():  # a running consolidation finishes first
             deleted = self._records.delete_user(user)
             vectors = self._vectors().delete_user(user)
+            if deleted.shared:
+                self._vectors().delete(SHARED_USER, list(deleted.shared))
             self._indexer.drop_user(user)
             self._speaker_cache.pop(user, None)
             self._note_erasure()
@@ -1171,6 +1182,7 @@ class LightMem:
             fts_rows=deleted.fts_rows,
             completed_at=datetime.now(UTC),
             remaining=self._vectors().erasure_residue(),
+            shared=len(deleted.shared),
         )
 
     # --- consolidation ----------------------------------------------------------------------
@@ -1439,6 +1451,7 @@ class LightMem:
             fts_rows=deleted.fts_rows,
             completed_at=datetime.now(UTC),
             remaining=self._vectors().erasure_residue(),
+            shared=len(deleted.shared),
         )
 
     def flush(self) -> int:

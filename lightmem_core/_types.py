@@ -244,6 +244,9 @@ class ForgetReceipt:
     remaining: tuple[str, ...] = ()
     """What may still hold traces of the user that LightMem could not scrub, in words (a
     Chroma server's own files); empty when no file of the store holds any."""
+    shared: int = 0
+    """Shared-knowledge records deleted because no other user had stated them (the user's
+    contribution to the others is withdrawn)."""
 
     @property
     def total(self) -> int:
@@ -258,6 +261,7 @@ class ForgetReceipt:
             "fts_rows": self.fts_rows,
             "completed_at": self.completed_at.isoformat(),
             "remaining": list(self.remaining),
+            "shared": self.shared,
         }
 
 

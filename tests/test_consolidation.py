@@ -642,20 +642,47 @@ def test_shared_knowledge_is_opt_in_and_de_identified(tmp_path: Path) -> None:
             ("The city museum is closed on Mondays.", "shared", "{}", 0),
             ("The museum hotline is [phone] and the email is [email].", "shared", "{}", 0),
         ]
-        hits = mem.search("bob", "When is the museum closed?")
-        shared = [h for h in hits if h.kind == "shared"]
-        assert shared[0].text == "The city museum is closed on Mondays."
-        assert all(h.source_ids == () for h in shared)
-        assert SHARED_USER not in mem.users()
-        # The same statement from another user reinforces the record instead of copying it.
+
+        def shared_hits(user: str) -> list[Any]:
+            return [h for h in mem.search(user, "When is the museum closed?") if h.kind == "shared"]
+
+        # What one user alone said reaches nobody else.
+        assert shared_hits("bob") == []
+        # The same statement from a second user: one record, now readable by everyone.
         mem.add("cy", "The city museum is closed on Mondays.", speaker="Cy")
         assert mem.consolidate("cy", now=NOW).shared == 1
         assert len(_shared_rows(mem)) == 2
+        hits = shared_hits("bob")
+        assert [h.text for h in hits] == ["The city museum is closed on Mondays."]
+        assert all(h.source_ids == () for h in hits)
+        assert SHARED_USER not in mem.users()
+        # Forgetting a contributor withdraws their part: the record cy also stated stays
+        # (and is again below the bar), the one only ann stated goes.
+        receipt = mem.forget("ann")
+        assert receipt.shared == 1
+        assert [row[0] for row in _shared_rows(mem)] == ["The city museum is closed on Mondays."]
+        assert shared_hits("bob") == []
+        assert mem.forget("cy").shared == 1
+        assert _shared_rows(mem) == []
+        mem.add("dee", _GENERAL, speaker="Dee")
+        mem.consolidate("dee", now=NOW)
         assert mem.clear_shared_knowledge().memories["ltm"] == 2
         assert _shared_rows(mem) == []
     with LightMem(tmp_path / "s", embedder=HashingEmbedder()) as private:
         mem_hits = private.search("bob", "When is the museum closed?")
         assert all(h.kind != "shared" for h in mem_hits)
+
+
+def test_one_user_is_enough_when_so_configured(tmp_path: Path) -> None:
+    with LightMem(
+        tmp_path / "s", embedder=HashingEmbedder(), share_knowledge=True, share_min_contributors=1
+    ) as mem:
+        mem.add("ann", "The city museum is closed on Mondays.", speaker="Ann")
+        mem.consolidate(now=NOW)
+        hits = mem.search("bob", "When is the museum closed?")
+        assert [h.text for h in hits if h.kind == "shared"] == [
+            "The city museum is closed on Mondays."
+        ]
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,8 @@ class DeletedCounts:
     turns: int
     memories: dict[str, int]
     fts_rows: int
+    shared: tuple[str, ...] = ()
+    """Shared-knowledge records deleted because no other user stated them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +227,9 @@ class RecordStore(Protocol):
         ...
 
     def delete_user(self, user_id: str) -> DeletedCounts:
-        """Erase the user, leaving no trace of their text in the database files."""
+        """Erase the user, leaving no trace of their text in the database files, and
+        withdraw what they contributed to shared knowledge (records no other user stated
+        go too)."""
         ...
 
     def counts(self, user_id: str | None = None) -> dict[str, int]:

@@ -133,6 +133,15 @@ CREATE TABLE IF NOT EXISTS consolidation_state (
 _COLUMNS_V3 = {"key": "TEXT"}
 _SCHEMA_V3 = """
 CREATE UNIQUE INDEX IF NOT EXISTS memories_by_key ON memories (user_id, key) WHERE key IS NOT NULL;
+-- Who stated each piece of shared knowledge (owner tokens, never user ids): what one user
+-- alone said is not readable by others, and forgetting a user withdraws what they said.
+CREATE TABLE IF NOT EXISTS shared_contributions (
+    memory_id   TEXT NOT NULL,
+    contributor TEXT NOT NULL,
+    PRIMARY KEY (memory_id, contributor)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS shared_contributions_by_contributor
+    ON shared_contributions (contributor);
 CREATE TABLE IF NOT EXISTS stm_floors (
     user_id    TEXT NOT NULL,
     session_id TEXT NOT NULL,
@@ -442,6 +451,7 @@ class SQLiteRecordStore:
             cur.execute("DELETE FROM memories WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM consolidation_state WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM stm_floors WHERE user_id = ?", (user_id,))
+            shared = self._withdraw_contributions(cur, user_id)
             # FTS5 keeps deleted terms in old index segments until they are merged:
             # merging everything now leaves no trace of the user's words in the index.
             cur.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
@@ -452,7 +462,33 @@ class SQLiteRecordStore:
             turns=turns,
             memories={"mtm": tiers.get("mtm", 0), "ltm": tiers.get("ltm", 0)},
             fts_rows=fts,
+            shared=tuple(shared),
         )
+
+    def _withdraw_contributions(self, cur: sqlite3.Cursor, user_id: str) -> list[str]:
+        """Withdraw what the user contributed to shared knowledge; the shared records no
+        other user stated are deleted (their ids are returned, for their vectors)."""
+        token = owner_token(user_id)
+        touched = [
+            row[0]
+            for row in cur.execute(
+                "SELECT memory_id FROM shared_contributions WHERE contributor = ?", (token,)
+            )
+        ]
+        if not touched:
+            return []
+        cur.execute("DELETE FROM shared_contributions WHERE contributor = ?", (token,))
+        marks = ",".join("?" * len(touched))
+        orphans = cur.execute(
+            f"SELECT id, user_id FROM memories WHERE id IN ({marks}) AND NOT EXISTS "
+            "(SELECT 1 FROM shared_contributions c WHERE c.memory_id = memories.id)",
+            touched,
+        ).fetchall()
+        for memory_id, owner in orphans:  # the shared-knowledge owner
+            self._delete_memories(cur, owner, [memory_id])
+        gone = {memory_id for memory_id, _ in orphans}
+        self._count_contributors(cur, [i for i in touched if i not in gone])
+        return sorted(gone)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as cur:
@@ -897,7 +933,26 @@ class SQLiteRecordStore:
         with self._write() as cur:
             self._apply_step(cur, user_id, changes)
             if shared is not None:
-                self._apply_step(cur, *shared)
+                owner, shared_changes = shared
+                self._apply_step(cur, owner, shared_changes)
+                touched = [new.memory.id for new in shared_changes.inserts] + [
+                    change.memory_id for change in shared_changes.changes
+                ]
+                cur.executemany(
+                    "INSERT OR IGNORE INTO shared_contributions (memory_id, contributor) "
+                    "VALUES (?, ?)",
+                    [(memory_id, owner_token(user_id)) for memory_id in touched],
+                )
+                self._count_contributors(cur, touched)
+
+    @staticmethod
+    def _count_contributors(cur: sqlite3.Cursor, memory_ids: Sequence[str]) -> None:
+        """A shared record's support is the number of different users who stated it."""
+        cur.executemany(
+            "UPDATE memories SET support = max(1, (SELECT count(*) FROM shared_contributions "
+            "WHERE memory_id = ?)) WHERE id = ?",
+            [(memory_id, memory_id) for memory_id in memory_ids],
+        )
 
     def _apply_step(self, cur: sqlite3.Cursor, user_id: str, changes: ConsolidationChanges) -> None:
         at = _epoch(changes.at) or datetime.now(UTC).timestamp()
