@@ -1029,10 +1029,16 @@ class LightMem:
         return self._recent(user, session, budget, count)
 
     def _recent(
-        self, user: str, session: str | None, budget: int, limit: int | None = None
+        self,
+        user: str,
+        session: str | None,
+        budget: int,
+        limit: int | None = None,
+        *,
+        as_of: datetime | None = None,
     ) -> list[Turn]:
         turns = self._records.recent_turns(
-            user, session_id=session, limit=limit or self.config.stm_turns
+            user, session_id=session, limit=limit or self.config.stm_turns, before=as_of
         )
         kept: list[Turn] = []
         used = 0
@@ -1089,10 +1095,14 @@ class LightMem:
         if not isinstance(include_recent, bool):
             raise InvalidArgument(f"include_recent must be True or False, got {include_recent!r}")
         stm_budget = min(self.config.stm_token_budget, budget // 2)
-        recent = self._recent(user, session, stm_budget if include_recent else budget)
+        # As of ``now``: turns from after it are no more recent than the memories are.
+        recent = self._recent(user, session, stm_budget if include_recent else budget, as_of=as_of)
         shown = recent if include_recent else []
+        # What the block costs besides the memories: the header (once) and the tags.
         frame = self._count_tokens(render_context(shown, [])) + self._count_tokens(
-            "\n".join([HEADER, "<memories>", "</memories>"])
+            "\n".join(
+                ["<memories>", "</memories>"] if shown else [HEADER, "<memories>", "</memories>"]
+            )
         )
         hits = self._search(
             user,

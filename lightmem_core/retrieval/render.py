@@ -72,10 +72,13 @@ def turn_line(turn: Turn) -> str:
 
 
 def render_context(recent: Sequence[Turn], hits: Sequence[Hit]) -> str:
-    """The memory block given to a model: retrieved memories, then the recent turns."""
-    parts = []
+    """The memory block given to a model: retrieved memories, then the recent turns, under
+    the header that says they are quoted data, whichever of the two there is."""
+    if not hits and not recent:
+        return ""
+    parts = [HEADER]
     if hits:
-        parts += [HEADER, "<memories>", *(memory_line(h) for h in hits), "</memories>"]
+        parts += ["<memories>", *(memory_line(h) for h in hits), "</memories>"]
     if recent:
         parts += [
             "<recent_conversation>",

@@ -153,8 +153,16 @@ class RecordStore(Protocol):
         """BM25 search over the user's memories: ``(memory_id, score)``, best first."""
         ...
 
-    def recent_turns(self, user_id: str, *, session_id: str | None, limit: int) -> list[Turn]:
-        """The last ``limit`` turns of a session (the user's latest when ``None``), oldest first."""
+    def recent_turns(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None,
+        limit: int,
+        before: datetime | None = None,
+    ) -> list[Turn]:
+        """The last ``limit`` turns of a session (the user's latest when ``None``), oldest
+        first; with ``before``, only turns that happened at or before it."""
         ...
 
     def pending_vectors(self, *, limit: int, user_id: str | None = None) -> list[PendingVector]:

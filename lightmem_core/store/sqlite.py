@@ -712,20 +712,29 @@ class SQLiteRecordStore:
         params.append(limit)
         return [(row[0], -float(row[1])) for row in self._read(sql, params)]
 
-    def recent_turns(self, user_id: str, *, session_id: str | None, limit: int) -> list[Turn]:
+    def recent_turns(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None,
+        limit: int,
+        before: datetime | None = None,
+    ) -> list[Turn]:
+        until = before.timestamp() if before is not None else float("inf")
         if session_id is None:
             latest = self._read(
-                "SELECT session_id FROM turns WHERE user_id = ? ORDER BY seq DESC LIMIT 1",
-                (user_id,),
+                "SELECT session_id FROM turns WHERE user_id = ? AND ts <= ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (user_id, until),
             )
             if not latest:
                 return []
             session_id = latest[0][0]
         rows = self._read(
             f"SELECT {self._TURN_COLUMNS} FROM turns WHERE user_id = ? AND session_id = ? "
-            "AND seq > coalesce((SELECT f.seq FROM stm_floors f WHERE f.user_id = ? "
-            "AND f.session_id = ?), 0) ORDER BY seq DESC LIMIT ?",
-            (user_id, session_id, user_id, session_id, limit),
+            "AND ts <= ? AND seq > coalesce((SELECT f.seq FROM stm_floors f "
+            "WHERE f.user_id = ? AND f.session_id = ?), 0) ORDER BY seq DESC LIMIT ?",
+            (user_id, session_id, until, user_id, session_id, limit),
         )
         return [self._turn(row) for row in reversed(rows)]
 
