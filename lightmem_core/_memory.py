@@ -1464,11 +1464,12 @@ class LightMem:
             shared=len(deleted.shared),
         )
 
-    def flush(self) -> int:
-        """Index every pending memory now; returns how many were indexed."""
+    def flush(self, *, progress: Callable[[int], None] | None = None) -> int:
+        """Index every pending memory now; returns how many were indexed. ``progress`` is
+        called with the number indexed by each batch, as it finishes."""
         self._ensure_open()
         self._need_embedder()
-        return self._indexer.flush_all()
+        return self._indexer.flush_all(progress)
 
     def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the vector index from the record store with the current embedder; returns
@@ -1607,9 +1608,9 @@ class LightMem:
         """Async :meth:`stats`."""
         return await asyncio.to_thread(self.stats, user_id)
 
-    async def aflush(self) -> int:
+    async def aflush(self, *, progress: Callable[[int], None] | None = None) -> int:
         """Async :meth:`flush`."""
-        return await asyncio.to_thread(self.flush)
+        return await asyncio.to_thread(self.flush, progress=progress)
 
     async def areindex(self, *, progress: Callable[[int], None] | None = None) -> int:
         """Async :meth:`reindex`."""

@@ -171,6 +171,8 @@ def metadata(value: object, *, max_bytes: int) -> dict[str, Any]:
         raise InvalidArgument(
             f"metadata must be JSON-serialisable text and numbers: {err}"
         ) from err
+    except RecursionError as err:
+        raise InvalidArgument("metadata is nested too deeply") from err
     if len(encoded.encode("utf-8")) > max_bytes:
         raise InvalidArgument(f"metadata is larger than {max_bytes:,} bytes as JSON")
     result: dict[str, Any] = json.loads(encoded)  # a deep copy the caller cannot mutate later

@@ -236,3 +236,52 @@ def test_read_only_store_file(tmp_path: Path) -> None:
 def test_bad_configuration(tmp_path: Path, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         LightMem(tmp_path / "s", embedder=HashingEmbedder(), **options)
+
+
+def test_a_damaged_record_store_is_a_typed_error(tmp_path: Path) -> None:
+    from lightmem_core import StorageError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "records.sqlite3").write_bytes(b"this is not a database at all " * 200)
+    with pytest.raises(StorageError, match="damaged or is not a LightMem store"):
+        LightMem(store, embedder=HashingEmbedder())
+
+
+def test_metadata_nested_too_deeply_is_a_typed_error(mem: LightMem) -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    with pytest.raises(InvalidArgument, match="nested too deeply"):
+        mem.add("alice", "hello", metadata=deep)
+    assert mem.stats("alice")["turns"] == 0
+
+
+def test_a_store_folder_removed_while_open_refuses_writes_and_exits_quietly() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import tempfile
+        from lightmem_core import LightMem, StorageError
+        from lightmem_core.testing import HashingEmbedder
+        with tempfile.TemporaryDirectory() as folder:
+            mem = LightMem(folder, embedder=HashingEmbedder())
+            mem.add("u", "first")
+            mem.flush()
+        try:
+            mem.add("u", "second")
+        except StorageError as err:
+            print("refused:", "removed or replaced" in str(err))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == "refused: True"  # not a success that was lost
+    assert result.stderr == ""  # no traceback from a finalizer at exit

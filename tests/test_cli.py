@@ -279,6 +279,7 @@ def test_ingest_json_list_with_default_user(cli: Invoke, tmp_path: Path) -> None
         cli("ingest", str(path), "--user", "alice", "--session", "default-s", "--json")
     )
     assert report["messages"] == 3
+    assert report["stored"] == 3
     assert report["users"] == {"alice": 2, "bob": 1}
 
     turns = {t["turn_id"]: t for t in as_json(cli("export", "alice"))["turns"]}
@@ -355,15 +356,40 @@ def test_ingest_rejects_bad_files(
     assert as_json(cli("stats", "--json"))["turns"] == 0
 
 
-def test_ingest_chunks_are_atomic(cli: Invoke, tmp_path: Path) -> None:
-    messages: list[dict[str, str]] = [{"content": f"fact number {i}"} for i in range(300)]
-    messages[280]["content"] = "   "  # rejected: the second chunk (256..299) stores nothing
+def test_a_bad_message_anywhere_stores_nothing_and_is_named(cli: Invoke, tmp_path: Path) -> None:
+    messages: list[dict[str, str]] = [{"content": f"fact number {i}"} for i in range(1200)]
+    messages[1100]["content"] = "   "  # far past the first chunks
     path = tmp_path / "many.json"
     path.write_text(json.dumps({"user_id": "alice", "messages": messages}), encoding="utf-8")
-    assert_reported_error(
-        cli("ingest", str(path), "--json"), "message 257 to message 300", "256 message(s) stored"
+    result = cli("ingest", str(path), "--json")
+    assert_reported_error(result, "message 1101", "Nothing was stored")
+    assert "to message" not in result.stderr  # the message, not its chunk
+    assert user_turns(cli, "alice") == 0
+
+
+def test_ingest_again_stores_nothing_twice(cli: Invoke, tmp_path: Path) -> None:
+    lines = [json.dumps({"user_id": "alice", "content": f"note {i}"}) for i in range(300)]
+    lines.append(json.dumps({"user_id": "alice", "content": "note 0"}))  # same text, other line
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    first = as_json(cli("ingest", str(path), "--json"))
+    assert first["stored"] == 301
+    again = as_json(cli("ingest", str(path), "--json"))
+    assert again["stored"] == 0
+    assert again["skipped"] == 301
+    assert user_turns(cli, "alice") == 301
+    assert as_json(cli("stats", "--json"))["pending_index"] == 0  # indexed before exit
+
+
+def test_deeply_nested_input_is_a_clear_error(cli: Invoke, tmp_path: Path) -> None:
+    deep = '{"a": ' * 5000 + "1" + "}" * 5000
+    path = tmp_path / "deep.jsonl"
+    path.write_text(
+        '{"user_id": "alice", "content": "x", "metadata": ' + deep + "}\n", encoding="utf-8"
     )
-    assert user_turns(cli, "alice") == 256
+    result = cli("ingest", str(path))
+    assert_reported_error(result, "line 1", "nested too deeply")
+    assert "Traceback" not in result.stderr
 
 
 # --- bad input and isolation ----------------------------------------------------------------

@@ -428,13 +428,31 @@ def ingest(
     chunks = sum(-(-len(c.messages) // CHUNK_SIZE) for c in conversations)
     with open_store(_settings(ctx)) as mem, progress_bar(disable=json_output) as bar:
         task = bar.add_task("Ingesting", total=total)
-        stored = write_conversations(mem, conversations, progress=lambda n: bar.advance(task, n))
+        with handle_errors():
+            written = write_conversations(
+                mem, conversations, source=file.name, progress=lambda n: bar.advance(task, n)
+            )
+        # Index before exit: the vectors are ready for the next search, in any process.
+        pending = mem.stats()["pending_index"]
+        indexing = bar.add_task("Indexing", total=pending)
+        mem.flush(progress=lambda n: bar.advance(indexing, n))
+    stored = written.stored
     if json_output:
-        print_json({"file": str(file), "messages": total, "chunks": chunks, "users": stored})
+        print_json(
+            {
+                "file": str(file),
+                "messages": total,
+                "stored": sum(stored.values()),
+                "skipped": written.skipped,
+                "chunks": chunks,
+                "users": stored,
+            }
+        )
         return
+    already = f"; {written.skipped} already stored, skipped" if written.skipped else ""
     say(
-        f"Stored {plural(total, 'message')} for {plural(len(stored), 'user')} "
-        f"from {file} ({plural(chunks, 'chunk')})"
+        f"Stored {plural(sum(stored.values()), 'message')} for {plural(len(stored), 'user')} "
+        f"from {file} ({plural(chunks, 'chunk')}{already})"
     )
     if stored:
         table = Table("user", "messages")

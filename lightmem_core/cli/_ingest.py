@@ -10,12 +10,16 @@ A message has ``content`` and optionally ``role``, ``session_id``, ``timestamp``
 ``turn_id``, ``speaker``, ``metadata`` and ``user_id``. The user of a message is its own
 ``user_id``, else the file's, else ``--user``; the session likewise, else ``--session``.
 
-The whole file is read and checked before anything is written, so a malformed file stores
-nothing.
+The whole file is read and every message checked (with the engine's own rules) before
+anything is written, so a malformed file stores nothing, and the error names the message.
+A message without a ``turn_id`` gets a stable one derived from the file's name, its place in
+the file and its content, so running the same ingest again stores nothing twice: messages
+an earlier run stored are skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +33,16 @@ from ._common import CliError
 if TYPE_CHECKING:
     from .._memory import LightMem
 
-__all__ = ["CHUNK_SIZE", "Conversation", "Message", "read_conversations", "write_conversations"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Conversation",
+    "Message",
+    "Written",
+    "check_conversations",
+    "read_conversations",
+    "stable_turn_id",
+    "write_conversations",
+]
 
 CHUNK_SIZE = 256
 """Messages per ``add_many`` call: each chunk is stored atomically."""
@@ -84,6 +97,8 @@ def _jsonl(path: Path, text: str) -> Iterator[tuple[str, object]]:
             raise CliError(
                 f"{path}: line {number} is not valid JSON: {err.msg} (column {err.colno})"
             ) from err
+        except RecursionError as err:
+            raise CliError(f"{path}: line {number} is nested too deeply to read") from err
 
 
 def _document(path: Path, data: object) -> tuple[list[tuple[str, object]], object, object]:
@@ -113,6 +128,8 @@ def _load(path: Path) -> tuple[list[tuple[str, object]], object, object]:
     if suffix not in _JSONL_SUFFIXES:
         try:
             data = json.loads(text)
+        except RecursionError as err:
+            raise CliError(f"{path}: the JSON is nested too deeply to read") from err
         except json.JSONDecodeError as err:
             if suffix == ".json" or text.lstrip().startswith("["):
                 raise CliError(
@@ -170,37 +187,83 @@ def read_conversations(
     return list(by_user.values())
 
 
+def stable_turn_id(source: str, where: str, fields: dict[str, Any]) -> str:
+    """The turn id of a message that has none: the same file, place and content give the
+    same id, so a second ingest of the file stores nothing twice."""
+    content = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+    digest = hashlib.sha256(f"{source}\x1f{where}\x1f{content}".encode()).hexdigest()
+    return f"ingest-{digest[:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What an ingest stored: messages per user, and those an earlier run had stored."""
+
+    stored: dict[str, int]
+    skipped: int
+
+
+def check_conversations(mem: LightMem, conversations: list[Conversation], *, source: str) -> None:
+    """Give every message a turn id and check it with the engine's own rules, before
+    anything is written.
+
+    Raises:
+        CliError: naming the first bad message; nothing was stored.
+    """
+    for conversation in conversations:
+        seen: dict[str, str] = {}
+        for message in conversation.messages:
+            if message.fields.get("turn_id") is None:
+                message.fields["turn_id"] = stable_turn_id(source, message.where, message.fields)
+            try:
+                turn = mem._turn(conversation.user_id, message.fields, default_session=None)
+            except LightMemError as err:
+                raise CliError(f"{source}: {message.where}: {err}. Nothing was stored.") from err
+            if turn.turn_id in seen:
+                raise CliError(
+                    f"{source}: {message.where} repeats the turn_id {turn.turn_id!r} of "
+                    f"{seen[turn.turn_id]}. Nothing was stored."
+                )
+            seen[turn.turn_id] = message.where
+
+
 def write_conversations(
     mem: LightMem,
     conversations: list[Conversation],
     *,
+    source: str,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
-    """Store every conversation with ``add_many``, ``chunk_size`` messages at a time (each
-    chunk atomic). Returns the messages stored per user.
+) -> Written:
+    """Check every message, then store them with ``add_many``, ``chunk_size`` at a time
+    (each chunk atomic), skipping the messages an earlier run stored.
 
     Raises:
-        CliError: a chunk was rejected; it stored nothing, the chunks before it stay stored.
+        CliError: a message is bad (nothing was stored), or the store failed mid-way (the
+            chunks before are stored; running the ingest again completes it).
     """
+    check_conversations(mem, conversations, source=source)
     stored: dict[str, int] = {}
-    total = 0
+    skipped = total = 0
     for conversation in conversations:
-        messages = conversation.messages
+        user, messages = conversation.user_id, conversation.messages
         for start in range(0, len(messages), chunk_size):
             chunk = messages[start : start + chunk_size]
-            try:
-                mem.add_many(conversation.user_id, [m.fields for m in chunk])
-            except LightMemError as err:
-                span = (
-                    chunk[0].where if len(chunk) == 1 else f"{chunk[0].where} to {chunk[-1].where}"
-                )
-                raise CliError(
-                    f"user {conversation.user_id!r}, {span}: {err}. That chunk of "
-                    f"{len(chunk)} was not stored; {total} message(s) stored before it"
-                ) from err
-            stored[conversation.user_id] = stored.get(conversation.user_id, 0) + len(chunk)
-            total += len(chunk)
+            # Turns stored by an earlier run of this ingest (the record store's own check).
+            done = mem._records.existing_turn_ids(user, [m.fields["turn_id"] for m in chunk])
+            fresh = [m for m in chunk if m.fields["turn_id"] not in done]
+            skipped += len(chunk) - len(fresh)
+            if fresh:
+                try:
+                    mem.add_many(user, [m.fields for m in fresh])
+                except LightMemError as err:
+                    raise CliError(
+                        f"{source}: storing {fresh[0].where} to {fresh[-1].where} for user "
+                        f"{user!r} failed: {err}. {total} message(s) were stored before; run the "
+                        "same ingest again to store the rest (nothing is stored twice)"
+                    ) from err
+                stored[user] = stored.get(user, 0) + len(fresh)
+                total += len(fresh)
             if progress is not None:
                 progress(len(chunk))
-    return stored
+    return Written(stored, skipped)

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from multiprocessing.connection import Connection, Listener
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,15 @@ class _Host:
         self._address = _socket_path(store)
         with suppress(FileNotFoundError):
             os.unlink(self._address)  # a dead host's: we hold the lock, it cannot be alive
-        self._listener = Listener(self._address, family="AF_UNIX", backlog=64)
+        # A plain socket, not multiprocessing's Listener: its exit-time finalizer unlinks the
+        # socket file and prints a traceback when the store folder is already gone.
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._listener.bind(self._address)
+            self._listener.listen(64)
+        except OSError:
+            self._listener.close()
+            raise
         self._connections: set[Connection] = set()
         self._handlers: set[threading.Thread] = set()
         self._state_lock = threading.Lock()
@@ -95,7 +103,8 @@ class _Host:
     def _accept(self) -> None:
         while True:
             try:
-                connection = self._listener.accept()
+                sock, _ = self._listener.accept()
+                connection = Connection(sock.detach())
             except Exception:  # a caller that hung up at once, or the listener closed
                 if self._closing:
                     return
@@ -154,6 +163,8 @@ class _Host:
             wake.connect(self._address)
         self._acceptor.join(timeout=10)
         self._listener.close()
+        with suppress(OSError):  # gone already if the store folder was removed
+            os.unlink(self._address)
         for connection in connections:  # wake handlers waiting for their next call
             _shut_down(connection)
         for handler in handlers:

@@ -183,6 +183,7 @@ class SQLiteRecordStore:
         self._closed = False
         new_file = not self.path.exists()
         conn = self._conn()
+        self._identity = self._file_identity()
         if new_file:
             with suppress(OSError):
                 os.chmod(self.path, 0o600)  # the records are personal data
@@ -205,7 +206,8 @@ class SQLiteRecordStore:
                 )
             conn.executescript(_SCHEMA_V2)
             conn.executescript(_SCHEMA_V3)
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:  # not a database, damaged, locked, read-only
+            self.close()
             raise self._translate(err) from err
 
     # --- connections ------------------------------------------------------------------
@@ -230,28 +232,53 @@ class SQLiteRecordStore:
             conn.execute("PRAGMA secure_delete = ON")
         except sqlite3.OperationalError as err:
             raise StoreNotWritable(f"cannot open the record store at {self.path}: {err}") from err
+        except sqlite3.DatabaseError as err:  # "file is not a database"
+            raise self._translate(err) from err
         self._local.conn = conn
         with self._connections_lock:
             self._connections.append(conn)
         return conn
 
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _check_still_there(self) -> None:
+        """Refuse to write into a database file that was removed (or replaced) while open:
+        SQLite would write to the unlinked file and the write would be lost with it."""
+        if self._file_identity() != self._identity:
+            raise StorageError(
+                f"the record store {self.path} was removed or replaced while open; nothing "
+                "was written (open the store again)"
+            )
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction; rolled back entirely on any error."""
+        self._check_still_there()
         conn = self._conn()
         cur = conn.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:
             raise self._translate(err) from err
         try:
             yield cur
+        except sqlite3.IntegrityError:
+            conn.rollback()
+            raise  # the caller knows what a constraint means (a duplicate turn id)
+        except sqlite3.DatabaseError as err:
+            conn.rollback()
+            raise self._translate(err) from err
         except BaseException:
             conn.rollback()
             raise
         try:
             cur.execute("COMMIT")
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:
             conn.rollback()
             raise self._translate(err) from err
 
@@ -260,11 +287,16 @@ class SQLiteRecordStore:
         try:
             cur = conn.execute(sql, params)
             return cur.fetchall()
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:
             raise self._translate(err) from err
 
     def _translate(self, err: sqlite3.Error) -> StorageError:
         text = str(err)
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StorageError(
+                f"the record store at {self.path} is damaged or is not a LightMem store "
+                f"({text}); restore it from a backup, or move it away to start afresh"
+            )
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return StoreNotWritable(f"the record store at {self.path} is not writable: {text}")
         if "locked" in text or "busy" in text:
