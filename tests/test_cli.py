@@ -590,3 +590,14 @@ def _rest_of_json(stream: Any) -> str:
         lines.append(line)
         if line.startswith("}") or not line:
             return "".join(lines)
+
+
+def test_stored_terminal_escapes_are_shown_not_obeyed(cli: Invoke) -> None:
+    hostile = "clear \x1b[2J title \x1b]0;pwned\x07 csi \x9b31m bidi \u202eevil"
+    ok(cli("add", "eve", hostile, "--turn-id", "t1"))
+    for command in (("search", "eve", "clear title"), ("context", "eve", "clear title")):
+        out = ok(cli(*command)).stdout
+        assert "\x1b" not in out
+        assert "\x9b" not in out
+        assert "\u202e" not in out
+        assert "\\x1b" in out or "\\\\u001b" in out or "\\u001b" in out

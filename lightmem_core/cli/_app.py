@@ -29,6 +29,7 @@ from ._common import (
     print_json,
     progress_bar,
     say,
+    terminal_safe,
 )
 from ._render import (
     consolidation_line,
@@ -190,7 +191,10 @@ def search(
     ctx: typer.Context,
     user: UserArg,
     query: QueryArg,
-    k: Annotated[int | None, typer.Option("--k", "-k", help="Most hits (default: 10).")] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", help="Most hits (default: the budget's, max(10, budget/20))."),
+    ] = None,
     budget: BudgetOpt = None,
     now: Annotated[
         str | None, typer.Option(help="Answer as of this time (ISO 8601 or epoch seconds).")
@@ -230,7 +234,7 @@ def context(
     if json_output:
         print_json({"user_id": user, "query": query, "session_id": session, "context": block})
     elif block:
-        typer.echo(block)
+        typer.echo(terminal_safe(block))
     else:
         say(f"No memories for user {user!r} yet.", style="yellow", stderr=True)
 
@@ -457,5 +461,5 @@ def ingest(
     if stored:
         table = Table("user", "messages")
         for user_id, count in stored.items():
-            table.add_row(Text(user_id), str(count))
+            table.add_row(Text(terminal_safe(user_id)), str(count))
         out_console().print(table)

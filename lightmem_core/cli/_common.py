@@ -80,15 +80,33 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# Stored text is untrusted: a memory may hold terminal escape sequences (clear the screen,
+# set the window title, move the cursor) or bidirectional overrides that reorder what a
+# reader sees. Everything the CLI prints passes through terminal_safe.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters, escape sequences and bidirectional overrides shown
+    as ``\\x1b``-style escapes (line breaks and tabs are kept)."""
+    return _UNSAFE.sub(_shown, text)
+
+
 def say(message: str, *, style: str | None = None, stderr: bool = False) -> None:
-    """Print one line of plain text (never read as markup, never hard-wrapped)."""
+    """Print one line of plain text (never read as markup, never hard-wrapped, never a
+    terminal control sequence)."""
     console = err_console() if stderr else out_console()
-    console.print(Text(message, style=style or ""), soft_wrap=True)
+    console.print(Text(terminal_safe(message), style=style or ""), soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:
     """Print one red ``error: <message>`` line on stderr and exit with code 2."""
-    err_console().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    err_console().print(Text(f"error: {terminal_safe(message)}", style="bold red"), soft_wrap=True)
     raise typer.Exit(ERROR_EXIT)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._types import ConsolidationReport, ForgetReceipt, Hit, SearchResults
+from ._common import terminal_safe
 
 __all__ = [
     "date_of",
@@ -57,9 +58,9 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None) -> Table:
             Text(hit.tier.value, style="magenta" if hit.tier.value == "ltm" else "cyan"),
             f"{hit.score:.3f}",
             date_of(hit.timestamp),
-            Text(hit.speaker or "-"),
-            Text(hit.text),
-            Text(", ".join(map(short_id, hit.source_ids)) or "-"),
+            Text(terminal_safe(hit.speaker or "-")),
+            Text(terminal_safe(hit.text)),
+            Text(terminal_safe(", ".join(map(short_id, hit.source_ids)) or "-")),
         )
     return table
 
@@ -91,7 +92,7 @@ def mapping_table(data: Mapping[str, Any], *, title: str | None = None) -> Table
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
-        table.add_row(key, Text("-" if value is None else str(value)))
+        table.add_row(key, Text(terminal_safe("-" if value is None else str(value))))
     return table
 
 
