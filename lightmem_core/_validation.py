@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -131,6 +132,12 @@ def timestamp(value: object, *, what: str = "timestamp") -> datetime:
         raise InvalidTimestamp(f"{what} {value!r} is out of range") from err
 
 
+# 01/02/2023: 1 February in most of the world, 2 January in the US. A numeric date whose
+# day and month could swap is refused rather than guessed; one that cannot (13/02/2023,
+# 02/13/2023, 03/03/2023) is read the only way it can be.
+_NUMERIC_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\b")
+
+
 def _parse_date_string(value: str, *, what: str) -> datetime:
     text = value.strip()
     if not text or "\x00" in text or len(text) > 200:
@@ -139,6 +146,15 @@ def _parse_date_string(value: str, *, what: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
+    numeric = _NUMERIC_DATE.match(text)
+    if numeric is not None:
+        first, second = int(numeric.group(1)), int(numeric.group(2))
+        if first != second and first <= 12 and second <= 12:
+            raise InvalidTimestamp(
+                f"{what} {value!r} is ambiguous: day/month or month/day? Write it as ISO 8601 "
+                f"(for example {numeric.group(3)}-{first:02d}-{second:02d} or "
+                f"{numeric.group(3)}-{second:02d}-{first:02d})"
+            )
     from dateutil import parser  # free-form dates are rare; keep the import off the hot path
 
     try:

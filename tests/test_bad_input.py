@@ -285,3 +285,11 @@ def test_a_store_folder_removed_while_open_refuses_writes_and_exits_quietly() ->
     assert result.returncode == 0
     assert result.stdout.strip() == "refused: True"  # not a success that was lost
     assert result.stderr == ""  # no traceback from a finalizer at exit
+
+
+def test_an_ambiguous_numeric_date_is_refused_not_guessed(mem: LightMem) -> None:
+    with pytest.raises(InvalidTimestamp, match="ambiguous"):
+        mem.add("alice", "hello", timestamp="01/02/2023")
+    assert mem.stats("alice")["turns"] == 0
+    assert mem.add("alice", "hi", timestamp="13/02/2023").timestamp.month == 2
+    assert mem.add("alice", "hey", timestamp="03/03/2023").timestamp.day == 3

@@ -49,6 +49,8 @@ def test_unreachable_server_keeps_writes_and_fails_search_clearly(tmp_path: Path
         tmp_path / "s", embedder=HashingEmbedder(), chroma_url="http://127.0.0.1:9"
     ) as mem:
         mem.add("erin", "this write must not be lost", turn_id="t1")
-        with pytest.raises(StorageError, match="Chroma"):
+        with pytest.raises(StorageError, match="Chroma") as raised:
             mem.search("erin", "write")
+        assert "http://127.0.0.1:9" in str(raised.value)  # the URL, not a tuple
+        assert "('127.0.0.1'" not in str(raised.value)
         assert mem.export("erin")["turns"][0]["content"] == "this write must not be lost"

@@ -28,7 +28,13 @@ Invoke = Callable[..., Result]
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
+    """An empty store (read-only commands refuse a folder that holds none)."""
+    from lightmem_core import LightMem
+    from lightmem_core.testing import HashingEmbedder
+
+    path = tmp_path / "store"
+    LightMem(path, embedder=HashingEmbedder()).close()
+    return path
 
 
 @pytest.fixture
@@ -440,15 +446,36 @@ def test_demo_with_the_hashing_embedder_uses_a_temporary_folder(
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = ok(cli("demo", COLUMNS="120"))
-    made = [p for p in tmp_path.iterdir() if p.name.startswith("lightmem-demo-")]
-    assert len(made) == 1
-    assert str(made[0]) in result.stdout
     for text in ("Questions from alice", "Questions from bob", "Best memory:", "<memories>"):
         assert text in result.stdout
     assert "none of bob's" in result.stdout
+    assert "allergic to peanuts" in result.stdout.split("prompt-ready context")[1]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("lightmem-demo-")] == []
 
-    again = cli("--path", str(made[0]), "demo")  # the global --path is honoured
+    kept = ok(cli("demo", "--keep", COLUMNS="120"))
+    [made] = [p for p in tmp_path.iterdir() if p.name.startswith("lightmem-demo-")]
+    assert str(made) in kept.stdout
+    again = cli("--path", str(made), "demo")  # the global --path is honoured
     assert_reported_error(again, "already holds the demo user")
+
+
+def test_read_commands_refuse_a_folder_without_a_store(cli: Invoke, tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-store"
+    for command in (("search", "u", "q"), ("stats",), ("export", "u"), ("forget", "u", "--yes")):
+        assert_reported_error(cli("--path", str(typo), *command), "no LightMem store")
+    assert not typo.exists()  # nothing was created
+    ok(cli("--path", str(typo), "add", "u", "hello"))  # a write creates it
+    assert as_json(cli("--path", str(typo), "stats", "--json"))["turns"] == 1
+
+
+def test_the_global_json_option_and_export_json(cli: Invoke, tmp_path: Path) -> None:
+    ok(cli("add", "alice", "I keep bees."))
+    assert as_json(cli("--json", "stats"))["turns"] == 1
+    assert as_json(cli("--json", "search", "alice", "bees"))["hits"]
+    out = tmp_path / "alice.json"
+    report = as_json(cli("export", "alice", "--out", str(out), "--json"))
+    assert report == {"user_id": "alice", "file": str(out), "turns": 1, "memories": 1}
+    assert as_json(cli("stats", "--json"))["pending_index"] == 0  # add indexed before exit
 
 
 @pytest.mark.slow

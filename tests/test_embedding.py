@@ -97,9 +97,15 @@ def test_dimension_mismatch_with_existing_index(tmp_path: Path) -> None:
     with LightMem(path, embedder=HashingEmbedder(64)) as mem:
         mem.add("u1", "remember this", turn_id="t1")
         mem.flush()
-    with pytest.raises(EmbeddingDimensionMismatch, match="64-dimensional"):
-        LightMem(path, embedder=HashingEmbedder(32))
-    # Nothing was changed by the refused open; the original embedder still works.
+    # The open succeeds (erasure, export and stats need no embedder); what needs the
+    # embedder is refused, and changes nothing.
+    with LightMem(path, embedder=HashingEmbedder(32)) as other:
+        assert other.stats("u1")["turns"] == 1
+        with pytest.raises(EmbeddingDimensionMismatch, match="64-dimensional"):
+            other.search("u1", "remember")
+        with pytest.raises(EmbeddingDimensionMismatch):
+            other.add("u1", "more")
+    # The original embedder still works.
     with LightMem(path, embedder=HashingEmbedder(64)) as mem:
         assert mem.search("u1", "remember")[0].source_ids == ("t1",)
 

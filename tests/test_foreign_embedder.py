@@ -69,4 +69,6 @@ def test_the_cli_forgets_exports_and_counts_such_a_store(store: Path) -> None:
     assert forgot.returncode == 0, forgot.stderr
     after = json.loads(cli("stats", "--json").stdout)
     assert after["users"] == 1
-    assert after["index_embedder"] == "app_embedder"  # what built the vectors, for the operator
+    assert (
+        after["index_embedder"] == "callable:app_embedder"
+    )  # what built the vectors, for the operator

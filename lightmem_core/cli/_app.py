@@ -14,13 +14,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .._errors import ConfigurationError
 from .._memory import DEFAULT_PATH
 from ._common import (
     CliError,
     Settings,
-    construct,
-    err_console,
     fail,
     handle_errors,
     open_store,
@@ -94,6 +91,9 @@ def _root(
     embedder: Annotated[
         str | None, typer.Option("--embedder", envvar="LIGHTMEM_EMBEDDER", hidden=True)
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Every command prints machine-readable JSON only.")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -102,12 +102,19 @@ def _root(
     """LightMem: long-term memory for LLM agents, from the command line."""
     source = ctx.get_parameter_source("path")  # typer may vendor click: compare by name
     given = source is not None and source.name == "COMMANDLINE"
-    ctx.obj = Settings(path=path, chroma_url=chroma_url, embedder=embedder, path_given=given)
+    ctx.obj = Settings(
+        path=path, chroma_url=chroma_url, embedder=embedder, path_given=given, json=json_output
+    )
 
 
 def _settings(ctx: typer.Context) -> Settings:
     settings = ctx.find_object(Settings)
     return settings if settings is not None else Settings(path=Path(DEFAULT_PATH))
+
+
+def _json(ctx: typer.Context, flag: bool) -> bool:
+    """JSON output: the command's ``--json``, or the global one."""
+    return flag or _settings(ctx).json
 
 
 def _stdin_is_tty() -> bool:
@@ -126,9 +133,13 @@ def demo(
             "--path", help="Store folder for the demo (default: a fresh temporary folder)."
         ),
     ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary store, to explore it afterwards.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Run a scripted two-user conversation offline, then ask questions about it."""
+    json_output = _json(ctx, json_output)
     from ._demo import run_demo
 
     settings = _settings(ctx)
@@ -137,12 +148,13 @@ def demo(
     if target is None:
         target = Path(tempfile.mkdtemp(prefix="lightmem-demo-"))
     try:
-        with open_store(settings, path=target) as mem:
-            result = run_demo(mem, path=target, temporary=temporary, json_output=json_output)
-    except BaseException:
-        if temporary:
+        with open_store(settings, path=target, create=True) as mem:
+            result = run_demo(
+                mem, path=target, temporary=temporary and not keep, json_output=json_output
+            )
+    finally:
+        if temporary and not keep:
             shutil.rmtree(target, ignore_errors=True)
-        raise
     if json_output:
         print_json(result)
     if not result["isolation"]["ok"]:
@@ -167,7 +179,8 @@ def add(
     json_output: JsonFlag = False,
 ) -> None:
     """Store one conversation turn."""
-    with open_store(_settings(ctx)) as mem:
+    json_output = _json(ctx, json_output)
+    with open_store(_settings(ctx), create=True) as mem:
         turn = mem.add(
             user,
             text,
@@ -177,6 +190,7 @@ def add(
             turn_id=turn_id,
             speaker=speaker,
         )
+        mem.flush()  # index before exit: the next search, in any process, has its vector
     if json_output:
         print_json(turn.to_dict())
         return
@@ -202,7 +216,8 @@ def search(
     json_output: JsonFlag = False,
 ) -> None:
     """Search a user's memories."""
-    with open_store(_settings(ctx)) as mem:
+    json_output = _json(ctx, json_output)
+    with open_store(_settings(ctx), create=False) as mem:
         results = mem.search(user, query, k=k, token_budget=budget, now=parse_time(now))
     if json_output:
         print_json(hits_json(user, query, results))
@@ -229,7 +244,8 @@ def context(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the prompt-ready context block for a message."""
-    with open_store(_settings(ctx)) as mem:
+    json_output = _json(ctx, json_output)
+    with open_store(_settings(ctx), create=False) as mem:
         block = mem.get_context(user, query, token_budget=budget, session_id=session)
     if json_output:
         print_json({"user_id": user, "query": query, "session_id": session, "context": block})
@@ -251,7 +267,8 @@ def stats(
     json_output: JsonFlag = False,
 ) -> None:
     """Counts per tier, vectors and indexing backlog."""
-    with open_store(_settings(ctx)) as mem:
+    json_output = _json(ctx, json_output)
+    with open_store(_settings(ctx), create=False) as mem:
         data = mem.stats(user)
     if json_output:
         print_json(data)
@@ -267,9 +284,11 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write to this file (default: stdout).")
     ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
-    """Export everything held about a user, as JSON."""
-    with open_store(_settings(ctx)) as mem:
+    """Export everything held about a user, as JSON (with --out, --json reports in JSON)."""
+    json_output = _json(ctx, json_output)
+    with open_store(_settings(ctx), create=False) as mem:
         data = mem.export(user)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if out is None:
@@ -282,6 +301,16 @@ def export(
                 handle.write(text)
         except OSError as err:
             raise CliError(f"cannot write {out}: {err.strerror or err}") from err
+    if json_output:
+        print_json(
+            {
+                "user_id": user,
+                "file": str(out),
+                "turns": len(data["turns"]),
+                "memories": len(data["memories"]),
+            }
+        )
+        return
     say(
         f"Exported {plural(len(data['turns']), 'turn')} and "
         f"{plural(len(data['memories']), 'memory', 'memories')} of user {user!r} to {out}"
@@ -296,11 +325,12 @@ def forget(
     json_output: JsonFlag = False,
 ) -> None:
     """Erase everything about a user: turns, memories, vectors."""
+    json_output = _json(ctx, json_output)
     if not yes and not _stdin_is_tty():
         fail(
             f"refusing to forget {user!r} without confirmation: stdin is not a terminal; pass --yes"
         )
-    with open_store(_settings(ctx)) as mem:
+    with open_store(_settings(ctx), create=False) as mem:
         if not yes:
             held = mem.stats(user)
             memories = held["mtm"] + held["ltm"]
@@ -321,29 +351,19 @@ def forget(
 @app.command()
 def reindex(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Rebuild the vector index with the current embedder."""
-    settings = _settings(ctx)
-    with handle_errors():
-        try:
-            mem = construct(settings)
-            rebuilt_on_open = False
-        except ConfigurationError:
-            # The index was built by another embedder: LightMem opens such a store only to
-            # rebuild it, which it does at once (without progress reports).
-            with err_console().status("The embedder changed: rebuilding the vector index..."):
-                mem = construct(settings, reindex=True)
-            rebuilt_on_open = True
-        with mem:
-            counts = mem.stats(None)
-            total = counts["mtm"] + counts["ltm"]
-            if not rebuilt_on_open:
-                with progress_bar(disable=json_output) as bar:
-                    task = bar.add_task("Reindexing", total=total)
-                    mem.reindex(progress=lambda n: bar.advance(task, n))
-                    bar.update(task, completed=total)
-            # The background indexer may have taken some batches: count what is indexed now.
-            after = mem.stats(None)
-            done = after["mtm"] + after["ltm"] - after["pending_index"]
-            embedder = str(after["embedder"])
+    json_output = _json(ctx, json_output)
+    # A store whose index another embedder built opens fine: only reindex() may use it.
+    with open_store(_settings(ctx), create=False) as mem:
+        counts = mem.stats(None)
+        total = counts["mtm"] + counts["ltm"]
+        with progress_bar(disable=json_output) as bar:
+            task = bar.add_task("Reindexing", total=total)
+            mem.reindex(progress=lambda n: bar.advance(task, n))
+            bar.update(task, completed=total)
+        # The background indexer may have taken some batches: count what is indexed now.
+        after = mem.stats(None)
+        done = after["mtm"] + after["ltm"] - after["pending_index"]
+        embedder = str(after["embedder"])
     if json_output:
         print_json({"reindexed": done, "total": total, "embedder": embedder})
     else:
@@ -370,6 +390,7 @@ def consolidate(
     json_output: JsonFlag = False,
 ) -> None:
     """Turn new mid-term evidence into long-term knowledge (merge, supersede, link, decay)."""
+    json_output = _json(ctx, json_output)
     settings = _settings(ctx)
     with open_store(settings) as mem:
         try:
@@ -424,13 +445,14 @@ def ingest(
 
     A message's user is its user_id, else the file's user_id, else --user.
     """
+    json_output = _json(ctx, json_output)
     from ._ingest import CHUNK_SIZE, read_conversations, write_conversations
 
     with handle_errors():
         conversations = read_conversations(file, user_id=user, session_id=session)
     total = sum(len(c.messages) for c in conversations)
     chunks = sum(-(-len(c.messages) // CHUNK_SIZE) for c in conversations)
-    with open_store(_settings(ctx)) as mem, progress_bar(disable=json_output) as bar:
+    with open_store(_settings(ctx), create=True) as mem, progress_bar(disable=json_output) as bar:
         task = bar.add_task("Ingesting", total=total)
         with handle_errors():
             written = write_conversations(

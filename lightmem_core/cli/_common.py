@@ -68,6 +68,8 @@ class Settings:
     """``LIGHTMEM_EMBEDDER``: ``hashing[-DIM]`` or a sentence-transformers model; None: default."""
     path_given: bool = False
     """Whether ``--path`` was given on the command line (not taken from the environment)."""
+    json: bool = False
+    """The global ``--json``: every command prints machine-readable JSON only."""
 
 
 def out_console() -> Console:
@@ -149,11 +151,26 @@ def construct(settings: Settings, *, path: Path | None = None, reindex: bool = F
     )
 
 
+STORE_FILE = "records.sqlite3"
+
+
 @contextmanager
-def open_store(settings: Settings, *, path: Path | None = None) -> Iterator[LightMem]:
-    """Open the store for one command and always close it; errors become :func:`fail`."""
-    with handle_errors(), construct(settings, path=path) as mem:
-        yield mem
+def open_store(
+    settings: Settings, *, path: Path | None = None, create: bool = False
+) -> Iterator[LightMem]:
+    """Open the store for one command and always close it; errors become :func:`fail`.
+
+    Only commands that write (``create=True``) may create a store: a mistyped ``--path``
+    for a read is an error, not a new empty store."""
+    folder = path if path is not None else settings.path
+    with handle_errors():
+        if not create and not (folder / STORE_FILE).exists():
+            raise CliError(
+                f"no LightMem store at {folder}; check --path (or LIGHTMEM_PATH). "
+                "`lightmem add` or `lightmem ingest` create one"
+            )
+        with construct(settings, path=path) as mem:
+            yield mem
 
 
 def parse_time(value: str | None) -> str | float | None:

@@ -198,7 +198,7 @@ def run_demo(mem: LightMem, *, path: Path, temporary: bool, json_output: bool) -
     out = None if json_output else out_console()
     if out is not None:
         out.print(Rule("LightMem demo"))
-        note = "a fresh temporary folder, kept so you can explore it" if temporary else "--path"
+        note = "a temporary folder, removed at the end (--keep keeps it)" if temporary else "kept"
         out.print(Text.assemble(("Store: ", "bold"), str(path), (f"  ({note})", "dim")))
         out.print(Text.assemble(("Embedder: ", "bold"), str(mem.stats(None)["embedder"])))
         out.print()
@@ -242,17 +242,20 @@ def run_demo(mem: LightMem, *, path: Path, temporary: bool, json_output: bool) -
         out.print()
 
     user, query, session = CONTEXT
-    block = mem.get_context(user, query, session_id=session, k=DEMO_K + 1)
+    block = mem.get_context(user, query, session_id=session)  # the default budget and k
     if out is not None:
         out.print(Rule(f"get_context({user!r}, {query!r}, session_id={session!r})"))
         out.print(Panel(Text(block), title="prompt-ready context", title_align="left"))
-        out.print(Text("Explore the store yourself, for example:", style="bold"))
-        where = shlex.quote(str(path))
-        for example in (
-            f"lightmem --path {where} search bob {shlex.quote('Do I like coffee?')}",
-            f"lightmem --path {where} context alice {shlex.quote(query)} --session {session}",
-        ):
-            out.print(Text(f"  {example}"), soft_wrap=True)
+        if temporary:
+            out.print(Text("Run `lightmem demo --keep` to explore the store afterwards.", "dim"))
+        else:
+            out.print(Text("Explore the store yourself, for example:", style="bold"))
+            where = shlex.quote(str(path))
+            for example in (
+                f"lightmem --path {where} search bob {shlex.quote('Do I like coffee?')}",
+                f"lightmem --path {where} context alice {shlex.quote(query)} --session {session}",
+            ):
+                out.print(Text(f"  {example}"), soft_wrap=True)
 
     return {
         "path": str(path),

@@ -85,23 +85,25 @@ class ChromaVectorIndex:
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        if server is not None:
+            host, port, ssl = server
+            self.location = f"{'https' if ssl else 'http'}://{host}:{port}"
+        else:
+            self.location = str(path)
         try:
             if server is not None:
-                host, port, ssl = server
-                self.location = f"{'https' if ssl else 'http'}://{host}:{port}"
                 self._client: ClientAPI = chromadb.HttpClient(
                     host=host, port=port, ssl=ssl, settings=settings
                 )
             else:
                 assert path is not None
                 Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
-                self.location = str(path)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         except PermissionError as err:
             raise StoreNotWritable(f"cannot write the vector index at {path}: {err}") from err
         except Exception as err:
             raise StorageError(
-                f"cannot open the Chroma vector index at {path or server}: {err}"
+                f"cannot open the Chroma vector index at {self.location}: {err}"
             ) from err
 
     def collection_name(self, user_id: str, tier: str = "mtm") -> str:
