@@ -1285,8 +1285,65 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     return options, not a.no_progress
 
 
+def quality_main(argv: Sequence[str]) -> int:
+    """``--quality``: what consolidation writes, on labelled cases (see
+    ``benchmarks/_consolidation_quality.py``): extraction precision and recall, supersede
+    precision and recall, merge accuracy, and current values ranked above superseded ones."""
+    from _consolidation_quality import DEFAULT_CASES, quality
+    from rich.table import Table
+
+    parser = argparse.ArgumentParser(description=quality_main.__doc__)
+    parser.add_argument("--quality", action="store_true")
+    parser.add_argument(
+        "--cases",
+        type=Path,
+        nargs="+",
+        default=[DEFAULT_CASES, DEFAULT_CASES.with_name("consolidation_cases_fresh.json")],
+    )
+    parser.add_argument("--embedder", choices=EMBEDDERS, default="minilm")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/consolidation"))
+    a = parser.parse_args(argv)
+    embedder = None if a.embedder == "minilm" else HashingEmbedder()
+    console = Console()
+    table = Table(title=f"Consolidation quality ({a.embedder} embedder)")
+    for column in (
+        "cases", "statements", "extraction P", "extraction R", "current", "supersede P",
+        "supersede R", "merge accuracy", "current above old",
+    ):  # fmt: skip
+        table.add_column(column, justify="left" if column == "cases" else "right")
+    reports = []
+    for path in a.cases:
+        report = quality(path, embedder=embedder)
+        reports.append(report)
+        e, c = report["extraction"], report["consolidation"]
+        table.add_row(
+            path.name,
+            str(e["statements"] + c["turns"]),
+            f"{e['precision']:.3f}",
+            f"{e['recall']:.3f}",
+            f"{c['current']:.3f}",
+            f"{c['supersede_precision']:.3f}",
+            f"{c['supersede_recall']:.3f}",
+            f"{c['merge_accuracy']:.3f}",
+            c["current_above_superseded"],
+        )
+    console.print(table)
+    for report in reports:
+        for mistake in [*report["extraction"]["mistakes"], *report["consolidation"]["mistakes"]]:
+            console.print(
+                f"  {Path(report['cases']).name}: {mistake}", markup=False, highlight=False
+            )
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "quality.json").write_text(json.dumps(reports, indent=2), encoding="utf-8")
+    console.print(f"report: {a.out / 'quality.json'}")
+    return 0
+
+
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if "--quality" in arguments:
+        return quality_main(arguments)
     options, show_progress = parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(

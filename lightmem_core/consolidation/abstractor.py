@@ -80,13 +80,28 @@ class Abstractor(Protocol):
 # --- sentences worth keeping -------------------------------------------------------------------
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+# One sentence, several statements: "I live in Paris and I work as a nurse", "I moved to
+# Berlin; my sister stayed", "I like tea, but I hate coffee". Split where a new clause starts
+# with the speaker (or "my"/"we"); "and work as a nurse" (the subject left out) gets "I".
+_CLAUSES = re.compile(
+    r"(?:,?\s+(?:and|but|while|so|although|though)|;|,)\s+(?=(?:I|I'm|I've|my|My|we|We|our|Our)\b)"
+)
+_ELIDED = re.compile(
+    r"^(?P<head>(?:I|we)\b.{3,}?)\s+and\s+(?P<verb>(?:also\s+)?(?:work|works|worked|live|lives|"
+    r"lived|moved|started|am|have|has|love|loves|like|likes|hate|hates|got|joined|teach|study|"
+    r"run|play|own)\b.*)$",
+    re.I,
+)
 _FILLER = (
-    r"(?:(?:so|and|but|well|yeah|yes|oh|wow|actually|also|honestly|anyway|hey|um|ok|okay)[,!]?\s+)*"
+    r"(?:(?:so|and|but|well|yeah|yes|oh|wow|actually|also|honestly|anyway|hey|um|ok|okay|"
+    r"now|nowadays|these days|lately|recently|currently|at the moment|right now|"
+    r"since then|guess what|big news|fun fact|by the way|btw|update|good news|news)[,!:]?\s+)*"
 )
 _FIRST_PERSON = re.compile(
     rf"^{_FILLER}(?P<start>I(?:'m|'ve|'d|'ll)?|my|we(?:'re|'ve|'ll)?|our)\b(?P<rest>.*)$", re.I
 )
 _SECOND_PERSON = re.compile(r"\b(you|your|yours|yourself|u)\b", re.I)
+_MY = re.compile(r"\b(my|our)\b", re.I)
 # Openers that react to the conversation rather than say something about the speaker.
 _SMALL_TALK = re.compile(
     r"^(I|we)\s+(?:(?:really|totally|completely|just)\s+)?"
@@ -96,7 +111,7 @@ _SMALL_TALK = re.compile(
     re.I,
 )
 _HEDGED = re.compile(r"\b(maybe|might|perhaps|probably|not sure|kind of|sort of)\b", re.I)
-_MIN_WORDS, _MAX_WORDS = 4, 40
+_MIN_WORDS, _MAX_WORDS = 3, 40  # "I love jazz." is a statement
 
 # --- kinds -------------------------------------------------------------------------------------
 
@@ -127,7 +142,8 @@ def _words(text: str) -> frozenset[str]:
 
 _ADVERBS = _words(
     "just really also recently finally actually still always never usually often already "
-    "sometimes totally definitely even only now once"
+    "sometimes totally definitely even only now once mostly mainly generally normally "
+    "currently rarely hardly barely typically"
 )
 _MODALS = _words(
     "can could will would shall should may might must can't couldn't won't wouldn't shouldn't"
@@ -227,10 +243,11 @@ class LocalAbstractor:
         found: list[KnowledgeCandidate] = []
         seen: set[str] = set()
         for sentence in _SENTENCES.split(memory.text):
-            candidate = self._sentence(sentence.strip(), speaker, memory.timestamp)
-            if candidate is not None and candidate.text.casefold() not in seen:
-                seen.add(candidate.text.casefold())
-                found.append(candidate)
+            for clause in _clauses(sentence.strip()):
+                candidate = self._sentence(clause, speaker, memory.timestamp)
+                if candidate is not None and candidate.text.casefold() not in seen:
+                    seen.add(candidate.text.casefold())
+                    found.append(candidate)
         return found
 
     def _sentence(
@@ -240,13 +257,19 @@ class LocalAbstractor:
         words = sentence.split()
         if not (_MIN_WORDS <= len(words) <= _MAX_WORDS) or sentence.endswith("?"):
             return None
+        sentence = _speaker_first(sentence)
         match = _FIRST_PERSON.match(sentence)
         if match is None and is_general(sentence):
             text = sentence.rstrip(" .!;,") + "."
             return KnowledgeCandidate(text=text, kind="fact", general=True, confidence=0.5)
-        if match is None or _SECOND_PERSON.search(sentence):
+        if _SECOND_PERSON.search(sentence):
             return None
-        clause = sentence[match.start("start") :]
+        if match is not None:
+            clause = sentence[match.start("start") :]
+        elif _MY.search(sentence):
+            clause = sentence  # "Hiking is my favourite way to spend a weekend."
+        else:
+            return None
         if _SMALL_TALK.match(clause):
             return None
         text, verb = _about(clause, speaker)
@@ -294,6 +317,34 @@ class LocalAbstractor:
         return said_at, f"mentioned {said_at:%-d %B %Y}", None
 
 
+def _clauses(sentence: str) -> list[str]:
+    """The statements of one sentence: split where a clause starts with the speaker, and
+    where a second verb shares the first clause's subject ("I live in Paris and work as a
+    nurse" -> "I live in Paris", "I work as a nurse")."""
+    parts = [p.strip(" ,;") for p in _CLAUSES.split(sentence) if p and p.strip(" ,;")]
+    out: list[str] = []
+    for part in parts:
+        elided = _ELIDED.match(part)
+        if elided is not None:
+            subject = part.split()[0]
+            out += [elided["head"], f"{subject} {elided['verb']}"]
+        else:
+            out.append(part)
+    # A clause too short to stand alone ("and so on") stays with the sentence.
+    return out if all(len(p.split()) >= 3 for p in out) else [sentence]
+
+
+def _speaker_first(clause: str) -> str:
+    """ "My sister and I moved..." -> "I and my sister moved...": the speaker leads, so the
+    rewritten statement is about them (and its slot is theirs)."""
+    return re.sub(
+        r"^(?P<other>(?:my|our)\s+[a-z]+(?:\s+[a-z]+)?)\s+and\s+I\b",
+        lambda m: f"I and {m['other']}",
+        clause,
+        flags=re.I,
+    )
+
+
 def _about(clause: str, speaker: str) -> tuple[str, str | None]:
     """The clause rewritten about the speaker, and the verb that followed "I"."""
     possessive = f"{speaker}'" if speaker.endswith("s") else f"{speaker}'s"
@@ -310,10 +361,20 @@ def _about(clause: str, speaker: str) -> tuple[str, str | None]:
             out += [speaker, {"i'm": "is", "i've": "has", "i'd": "would", "i'll": "will"}[lower]]
             verb = verb or out[-1]
             out[-1] += tail
+        elif lower == "i" and i + 1 < len(tokens) and tokens[i + 1].lower() == "and":
+            out.append(speaker)  # "I and my sister live...": the verb is theirs, plural
         elif lower == "i":
             out.append(speaker)
             j = i + 1
-            while j < len(tokens) and tokens[j].lower() in _ADVERBS:
+            while j < len(tokens) and (
+                tokens[j].lower() in _ADVERBS
+                or (
+                    tokens[j].lower() == "no"
+                    and j + 1 < len(tokens)
+                    and tokens[j + 1].lower() == "longer"
+                )
+                or tokens[j].lower() == "longer"
+            ):
                 out.append(tokens[j])
                 j += 1
             if j < len(tokens):
@@ -356,6 +417,22 @@ def _kind(clause: str, verb: str | None) -> Kind:
     return "fact"
 
 
+# Words that say when or how firmly, not what: "is still Radiohead", "is ramen these days".
+_VALUE_NOISE = re.compile(
+    r"^(?:(?:still|now|currently|also|again|really|definitely|probably)\s+)+|"
+    r"\s+(?:now|nowadays|these days|lately|again|still|anymore|too|as well)$",
+    re.I,
+)
+
+
+def _value(raw: str) -> str:
+    value = raw.strip().rstrip(".")
+    previous = None
+    while previous != value:
+        previous, value = value, _VALUE_NOISE.sub("", value).strip()
+    return value
+
+
 def _attribute(text: str, speaker: str) -> tuple[str | None, str | None, str | None]:
     """``(subject, attribute, value)`` of a single-valued fact in the rewritten text."""
     owner = re.escape(speaker)
@@ -365,9 +442,9 @@ def _attribute(text: str, speaker: str) -> tuple[str | None, str | None, str | N
     subject = subject_match.group(1)
     favourite = _FAVOURITE.search(text)
     if favourite is not None:
-        return subject, f"favourite {favourite['thing']}", favourite["value"].strip()
+        return subject, f"favourite {favourite['thing']}", _value(favourite["value"])
     for attribute, pattern in _ATTRIBUTES:
         found = pattern.search(text, subject_match.end())
         if found is not None:
-            return subject, attribute, found["value"].strip()
+            return subject, attribute, _value(found["value"])
     return subject, None, None

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -366,6 +367,19 @@ def _integrate(
         if not _same_words(memory.text, candidate.text):
             continue  # "loves sushi" / "hates sushi" embed close; they are not one fact
         return _merge(outcome, memory, entry, candidate, now=now, settings=settings)
+    # 4. A preference said again in other words ("loves hiking" / "hiking is her favourite
+    # way to spend a weekend"): the same liking (not its opposite) of the same thing.
+    for memory, similarity in similar:
+        if judgement is not None and judgement.action == "new":
+            break
+        if (
+            memory.kind == "preference" == candidate.kind
+            and memory.status is Status.ACTIVE
+            and memory.slot is None
+            and similarity >= settings.link_similarity * _PARAPHRASE_SHARE
+            and _same_liking(memory.text, candidate.text, candidate.subject)
+        ):
+            return _merge(outcome, memory, entry, candidate, now=now, settings=settings)
     new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
     outcome.inserts.append(new)
     outcome.counts["new"] += 1
@@ -485,6 +499,64 @@ def _holds_at(memory: Memory, moment: datetime) -> bool:
     start = memory.valid_from or moment
     end = memory.valid_to or moment
     return start <= moment <= end
+
+
+_PARAPHRASE_SHARE = 0.8  # of link_similarity: a paraphrase embeds further than a repeat
+_LIKES = re.compile(
+    r"\b(likes?|loves?|enjoys?|prefers?|adores?|favou?rite|fan of|into|passionate|obsessed)\b",
+    re.I,
+)
+_DISLIKES = re.compile(
+    r"\b(hates?|dislikes?|can't stand|cannot stand|not a fan|doesn't like|does not like|"
+    r"no longer|not into|never)\b",
+    re.I,
+)
+_LIKING_WORDS = frozenset(
+    [
+        "like",
+        "likes",
+        "love",
+        "loves",
+        "enjoy",
+        "enjoys",
+        "prefer",
+        "prefers",
+        "adore",
+        "adores",
+        "favourite",
+        "favorite",
+        "fan",
+        "passionate",
+        "obsessed",
+        "way",
+        "ways",
+        "spend",
+        "thing",
+        "things",
+        "really",
+        "very",
+        "much",
+        "lot",
+    ]
+)
+
+
+def _same_liking(a: str, b: str, subject: str | None) -> bool:
+    """Whether two preferences like (or both dislike) the same thing: the same polarity and
+    a content word in common besides the words of liking and the person's name."""
+    names = {w.casefold().removesuffix("'s") for w in (subject or "").split()}
+
+    def polarity(text: str) -> int:
+        return -1 if _DISLIKES.search(text) else (1 if _LIKES.search(text) else 0)
+
+    def topic(text: str) -> set[str]:
+        return {
+            w.removesuffix("s")
+            for w in query_terms(text)
+            if w not in _LIKING_WORDS and w not in names and len(w) > 3
+        }
+
+    return polarity(a) == polarity(b) != 0 and bool(topic(a) & topic(b))
 
 
 def _same_words(a: str, b: str) -> bool:
