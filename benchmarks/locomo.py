@@ -652,6 +652,13 @@ class SystemResult:
             "ingest": self.ingest,
             "latency": latency_summary([s for _, s in self.scores]),
             "categories": aggregate(self.scores),
+            # Each conversation alone: how much the figure moves from one to the next.
+            "by_conversation": {
+                sample: aggregate([(q, sc) for q, sc in self.scores if q.sample_id == sample])[
+                    OVERALL
+                ]
+                for sample in dict.fromkeys(q.sample_id for q, _ in self.scores)
+            },
             "questions": len(self.scores),
             "hits_dropped_by_token_cut": hits_cut,
             "mean_tokens_within": {
