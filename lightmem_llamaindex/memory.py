@@ -49,6 +49,11 @@ class LightMemMemory(BaseMemory):
     user_id: str
     session_id: str = "default"
     token_limit: int | None = None
+    insert_method: str = "system"
+    """Where the memories go: ``"system"``, a system message first; ``"user"``, in front
+    of the latest user message (as LlamaIndex's ``Memory`` does with ``InsertMethod.USER``).
+    ``ReActAgent`` drops a leading system message unless it has a ``system_prompt`` of its
+    own: use ``"user"`` there."""
 
     @model_validator(mode="before")
     @classmethod
@@ -63,6 +68,10 @@ class LightMemMemory(BaseMemory):
         if not isinstance(session, str) or not session.strip() or session != session.strip():
             raise InvalidArgument(f"session_id must be a non-empty id, got {session!r}")
         check_token_limit(data.get("token_limit"))
+        if data.get("insert_method", "system") not in ("system", "user"):
+            raise InvalidArgument(
+                f"insert_method must be 'system' or 'user', got {data['insert_method']!r}"
+            )
         super().__init__(**data)
 
     @classmethod
@@ -77,6 +86,7 @@ class LightMemMemory(BaseMemory):
         user_id: str | None = None,
         session_id: str = "default",
         token_limit: int | None = None,
+        insert_method: str = "system",
         **kwargs: Any,
     ) -> LightMemMemory:
         """A memory for ``user_id``'s ``session_id`` on the engine ``mem``.
@@ -87,10 +97,18 @@ class LightMemMemory(BaseMemory):
             session_id: the conversation; its recent messages are the chat history.
             token_limit: tokens the memories and history take together (default: the
                 engine's ``token_budget``).
+            insert_method: ``"system"`` (a system message first) or ``"user"`` (in front of
+                the latest user message; for ``ReActAgent``).
         """
         if kwargs:
             raise InvalidArgument(f"unknown LightMemMemory option(s): {', '.join(sorted(kwargs))}")
-        return cls(mem=mem, user_id=user_id, session_id=session_id, token_limit=token_limit)
+        return cls(
+            mem=mem,
+            user_id=user_id,
+            session_id=session_id,
+            token_limit=token_limit,
+            insert_method=insert_method,
+        )
 
     @property
     def engine(self) -> LightMem:
@@ -115,14 +133,18 @@ class LightMemMemory(BaseMemory):
                 return turn.content
         return ""
 
-    @staticmethod
-    def _messages(found: Context, latest: Sequence[Turn]) -> list[ChatMessage]:
-        messages: list[ChatMessage] = []
-        if found.memories_text:
-            messages.append(ChatMessage(role=MessageRole.SYSTEM, content=found.memories_text))
+    def _messages(self, found: Context, latest: Sequence[Turn]) -> list[ChatMessage]:
         # The latest message is always there, even when it alone is over the budget.
-        recent = found.recent or list(latest[-1:])
-        return messages + [message_of(t) for t in recent]
+        messages = [message_of(t) for t in found.recent or list(latest[-1:])]
+        if not found.memories_text:
+            return messages
+        if self.insert_method == "user":
+            for i in range(len(messages) - 1, -1, -1):
+                if messages[i].role == MessageRole.USER:
+                    text = f"{found.memories_text}\n\n{message_text(messages[i])}"
+                    messages[i] = ChatMessage(role=MessageRole.USER, content=text)
+                    return messages
+        return [ChatMessage(role=MessageRole.SYSTEM, content=found.memories_text), *messages]
 
     @staticmethod
     def _entries(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
