@@ -88,16 +88,21 @@ def test_clear_forgets_the_short_term_view_not_the_long_term_memory(mem: LightMe
     assert mem.stats("alice")["turns"] == 2  # nothing erased
 
 
-def test_llm_chain_with_memory(mem: LightMem) -> None:
+def test_llm_chain_a_fact_from_session_one_reaches_session_two(mem: LightMem) -> None:
     prompt = PromptTemplate.from_template("Known:\n{history}\nHuman: {question}\nAI:")
-    model = ScriptedChat(script=["Paris, noted.", "You live in Paris."])
-    chain = LLMChain(llm=model, prompt=prompt, memory=LightMemChatMemory(mem, user_id="alice"))
-    chain.invoke({"question": "I live in Paris."})
-    chain.invoke({"question": "Where do I live?"})
+
+    def chain(session: str, model: ScriptedChat) -> LLMChain:
+        memory = LightMemChatMemory(mem, user_id="alice", session_id=session)
+        return LLMChain(llm=model, prompt=prompt, memory=memory)
+
+    chain("s1", ScriptedChat(script=["Paris, noted."])).invoke({"question": "I live in Paris."})
+    model = ScriptedChat(script=["You live in Paris."])
+    chain("s2", model).invoke({"question": "Where do I live?"})
     assert '"I live in Paris."' in model.last_prompt
+    assert "<recent_conversation>" not in model.last_prompt  # retrieved, not session 1's STM
 
 
-def test_classic_agent_executor_with_memory(mem: LightMem) -> None:
+def test_classic_agent_executor_a_fact_from_session_one_reaches_session_two(mem: LightMem) -> None:
     prompt = ChatPromptTemplate.from_messages(
         [
             ("system", "You are helpful."),
@@ -106,15 +111,24 @@ def test_classic_agent_executor_with_memory(mem: LightMem) -> None:
             MessagesPlaceholder("agent_scratchpad"),
         ]
     )
-    memory = LightMemChatMemory(
-        mem, user_id="alice", memory_key="chat_history", return_messages=True, output_key="output"
+
+    def executor(session: str, model: ScriptedChat) -> AgentExecutor:
+        memory = LightMemChatMemory(
+            mem,
+            user_id="alice",
+            session_id=session,
+            memory_key="chat_history",
+            return_messages=True,
+            output_key="output",
+        )
+        agent = create_tool_calling_agent(model, [], prompt)
+        return AgentExecutor(agent=agent, tools=[], memory=memory)
+
+    executor("s1", ScriptedChat(script=["Got it: peanuts."])).invoke(
+        {"input": "I am allergic to peanuts."}
     )
-    model = ScriptedChat(script=["Got it: peanuts.", "You are allergic to peanuts."])
-    executor = AgentExecutor(
-        agent=create_tool_calling_agent(model, [], prompt), tools=[], memory=memory
-    )
-    executor.invoke({"input": "I am allergic to peanuts."})
-    out = executor.invoke({"input": "What am I allergic to?"})
+    model = ScriptedChat(script=["You are allergic to peanuts."])
+    out = executor("s2", model).invoke({"input": "What am I allergic to?"})
     assert out["output"] == "You are allergic to peanuts."
     assert "allergic to peanuts" in model.last_prompt
     assert mem.stats("alice")["turns"] == 4
