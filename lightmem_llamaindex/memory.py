@@ -165,17 +165,23 @@ class LightMemMemory(BaseMemory):
 
     def get(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
         """Memories for ``input`` (or the latest user message) and the recent messages."""
-        mem = self.engine
-        latest = mem.recent(self.user_id, session_id=self.session_id)
-        query = self._query(input, latest)
-        if not query.strip():
-            return [message_of(t) for t in latest]
+        mem, latest = self.engine, []
+        query = message_text(input)
+        if not query.strip():  # SimpleChatEngine, FunctionAgent: the latest user message
+            latest = mem.recent(self.user_id, session_id=self.session_id, token_budget=_EVERYTHING)
+            query = self._query(None, latest)
+            if not query.strip():
+                return [message_of(t) for t in latest]
         found = mem.context(
             self.user_id,
             query,
             token_budget=self._budget(kwargs.get("initial_token_count")),
             session_id=self.session_id,
         )
+        if not found.recent and not latest:  # the latest message alone is over the budget
+            latest = mem.recent(
+                self.user_id, session_id=self.session_id, token_budget=_EVERYTHING, limit=1
+            )
         return self._messages(found, latest)
 
     def get_all(self) -> list[ChatMessage]:
@@ -216,17 +222,25 @@ class LightMemMemory(BaseMemory):
         self, input: str | ChatMessage | None = None, **kwargs: Any
     ) -> list[ChatMessage]:
         """Async :meth:`get`."""
-        mem = self.engine
-        latest = await mem.arecent(self.user_id, session_id=self.session_id)
-        query = self._query(input, latest)
+        mem, latest = self.engine, []
+        query = message_text(input)
         if not query.strip():
-            return [message_of(t) for t in latest]
+            latest = await mem.arecent(
+                self.user_id, session_id=self.session_id, token_budget=_EVERYTHING
+            )
+            query = self._query(None, latest)
+            if not query.strip():
+                return [message_of(t) for t in latest]
         found = await mem.acontext(
             self.user_id,
             query,
             token_budget=self._budget(kwargs.get("initial_token_count")),
             session_id=self.session_id,
         )
+        if not found.recent and not latest:
+            latest = await mem.arecent(
+                self.user_id, session_id=self.session_id, token_budget=_EVERYTHING, limit=1
+            )
         return self._messages(found, latest)
 
     async def aget_all(self) -> list[ChatMessage]:

@@ -147,7 +147,7 @@ def test_get_all_set_reset(mem: LightMem) -> None:
 def test_token_limit_and_a_long_system_prompt_never_fail(mem: LightMem) -> None:
     memory = _memory(mem, "s", token_limit=60)
     mem.add("alice", "Alice keeps bees on her roof. " * 3, session_id="old")
-    long_question = "What do I keep on my roof? " + "please " * 200
+    long_question = "What do I keep on my roof? " + "please " * 600  # over 400 tokens
     memory.put(ChatMessage(role="user", content=long_question))
     messages = memory.get(initial_token_count=10_000)  # more than the whole limit
     assert messages[-1].content == long_question  # the latest message is always there
