@@ -35,7 +35,8 @@ def _stderr(notebook: nbformat.NotebookNode) -> list[str]:
 
 def _shape(notebook: nbformat.NotebookNode) -> list[list[tuple[str, ...]]]:
     """Per code cell, the kind of each output: stdout, or the MIME types shown. Warnings
-    on stderr are left out: a library may print one on some runs and not others."""
+    on stderr are left out: a library may print one on some runs and not others. A run of
+    stdout counts once: the kernel splits a stream where stderr interleaves, or by timing."""
     shapes = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
@@ -43,7 +44,7 @@ def _shape(notebook: nbformat.NotebookNode) -> list[list[tuple[str, ...]]]:
         kinds = []
         for output in cell.get("outputs", []):
             if output["output_type"] == "stream":
-                if output["name"] == "stdout":
+                if output["name"] == "stdout" and kinds[-1:] != [("stream", "stdout")]:
                     kinds.append(("stream", "stdout"))
             else:
                 kinds.append((output["output_type"], *sorted(output.get("data", {}))))
