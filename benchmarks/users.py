@@ -1,28 +1,32 @@
-"""Many users on one embedded Chroma: one collection per user, one shared collection, or a
-fixed number of partitions.
+"""Many users on one embedded Chroma: one collection per user, one shared collection, a
+fixed number of partitions, and LightMem's own index.
 
 Run::
 
     python benchmarks/users.py                          # 1,000 and 10,000 users
     python benchmarks/users.py --users 1000 --quick     # one size, fewer searches
+    python benchmarks/users.py --layouts lightmem       # LightMem's index only
 
 What it measures
 ----------------
 The three ways to lay users out in Chroma, each on a fresh folder, with the same vectors:
 
-* ``per-user``: one collection per user (what LightMem does): a query names the user's
-  collection, erasure drops it;
+* ``per-user``: one collection per user (what LightMem did before partitions): a query
+  names the user's collection, erasure drops it;
 * ``shared``: one collection for everyone, each vector tagged with its user (a token, not
   the id); a query filters on the tag;
 * ``partitions``: ``--partitions`` collections (default 64), a user's vectors in the one
-  their token hashes to, queries filtered on the tag.
+  their token hashes to, queries filtered on the tag;
+* ``lightmem``: LightMem's :class:`~lightmem_core.store.chroma.ChromaVectorIndex` itself
+  (partitions, with a collection of their own for a user past ``DEDICATE_AT`` vectors).
 
 Every user gets ``--per-user`` vectors (default 5; 384 dimensions, random, seeded). The
 report gives, per layout and size: the time to write all vectors (and the rate), search
 p50 and p95 over ``--searches`` queries of random users (each for the user's own vectors,
 k = 10), the number of files and folders Chroma made, the disk they take, and the resident
 memory of the process after writing. Chroma is called directly (no LightMem engine around
-it), so the figures are the layout's own. Timings are printed, never asserted.
+it; ``lightmem`` is the engine's index class, without the engine), so the figures are the
+layout's own. Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 DIMENSION = 384
-LAYOUTS = ("per-user", "shared", "partitions")
+LAYOUTS = ("per-user", "shared", "partitions", "lightmem")
 
 
 def _token(user: str) -> str:
@@ -78,6 +82,11 @@ class Layout:
         from chromadb.config import Settings
 
         self.kind, self.partitions = kind, partitions
+        if kind == "lightmem":
+            from lightmem_core.store.chroma import ChromaVectorIndex
+
+            self.index = ChromaVectorIndex(path=root, sole_client=True)  # as the store host
+            return
         self.client = chromadb.PersistentClient(
             path=str(root), settings=Settings(anonymized_telemetry=False)
         )
@@ -99,6 +108,9 @@ class Layout:
         return found
 
     def write(self, user: str, ids: list[str], vectors: list[list[float]]) -> None:
+        if self.kind == "lightmem":
+            self.index.upsert(user, ids, vectors, [{"tier": "mtm"} for _ in ids])
+            return
         metadata = [{"u": _token(user)} for _ in ids] if self.kind != "per-user" else None
         self._collection(self._name(user)).upsert(
             ids=ids,
@@ -107,6 +119,8 @@ class Layout:
         )
 
     def query(self, user: str, vector: list[float], k: int) -> list[str]:
+        if self.kind == "lightmem":
+            return [memory_id for memory_id, _ in self.index.query(user, vector, k=k)]
         where = {"u": _token(user)} if self.kind != "per-user" else None
         result = self._collection(self._name(user)).query(
             query_embeddings=[vector],
@@ -163,12 +177,13 @@ def run(
     searches: int,
     partitions: int,
     workdir: Path,
+    layouts: Sequence[str] = LAYOUTS,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> dict[str, Any]:
     console = console or Console()
     rows = []
-    runs = [(kind, users) for users in sizes for kind in LAYOUTS]
+    runs = [(kind, users) for users in sizes for kind in layouts]
     with make_progress(console, enabled=show_progress) as progress:
         task = progress.add_task("layouts x sizes", total=len(runs))
         for kind, users in runs:
@@ -234,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--per-user", type=int, default=5)
     parser.add_argument("--searches", type=int, default=300)
-    parser.add_argument("--partitions", type=int, default=64)
+    parser.add_argument("--partitions", type=int, default=64, help="for the partitions layout")
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
     parser.add_argument("--quick", action="store_true", help="100 searches")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--measure", nargs=2, metavar=("LAYOUT", "USERS"), help=argparse.SUPPRESS)
@@ -255,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             searches=searches,
             partitions=args.partitions,
             workdir=workdir,
+            layouts=args.layouts,
             console=console,
         )
     finally:

@@ -33,6 +33,7 @@ from ._errors import (
     StoreClosed,
     StoreNotWritable,
 )
+from ._heap import overwrite_freed_memory
 from ._indexer import VectorIndexer
 from ._tokens import TokenCounter, approx_token_count
 from ._types import (
@@ -190,6 +191,9 @@ class LightMem:
         self.config = base.replace(**options) if options else base
         self.path = Path(path).expanduser()
         self._closed = False
+        # Before any of the user's data is on the heap: Chroma's HNSW files can carry
+        # recycled memory (see _heap.py).
+        overwrite_freed_memory()
         self._make_private_dir(self.path)
         try:
             self._records: RecordStore = SQLiteRecordStore(

@@ -5,13 +5,18 @@ normalised. Chroma's SQLite, its segment folders and LightMem's SQLite all inclu
 from __future__ import annotations
 
 import math
+import platform
 import struct
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lightmem_core import LightMem
+from lightmem_core.store.chroma import owner_token, partition_number
 from lightmem_core.testing import HashingEmbedder
 
 USER = "zqx.marker@example.com"
@@ -53,6 +58,7 @@ def patterns() -> dict[str, bytes]:
     return {
         "user id": USER.encode(),
         "user id (utf-16)": USER.encode("utf-16-le"),
+        "owner token": owner_token(USER).encode(),
         "a word": b"zqxsecret",
         "metadata": b"zqxmeta",
         "vector": raw,
@@ -87,6 +93,40 @@ def test_forget_leaves_no_byte_of_the_user_in_any_file(
     assert _traces(store, patterns) == []
 
 
+def test_forget_of_a_user_in_a_shared_partition_leaves_no_byte_of_them(
+    tmp_path: Path, patterns: dict[str, bytes]
+) -> None:
+    # A user with a few vectors shares a partition collection with others; erasure rebuilds
+    # that partition without them (deleting rows would leave their vectors in its HNSW files).
+    neighbour = next(
+        name
+        for name in (f"neighbour-{i}" for i in range(10_000))
+        if partition_number(name) == partition_number(USER)
+    )
+    store = tmp_path / "store"
+    with LightMem(store, embedder=HashingEmbedder()) as mem:
+        for i in range(300):  # enough for HNSW segment files in the partition
+            mem.add(neighbour, f"neighbour note {i} about the orchard")
+        mem.add_many(
+            USER,
+            [
+                {
+                    "content": f"zqxsecret plan number {i} for the garden",
+                    "metadata": {"m": "zqxmeta"},
+                }
+                for i in range(40)
+            ],
+        )
+        mem.delete(USER, memory_ids=[h.memory_id for h in mem.search(USER, "plan 3", k=2)])
+        mem.flush()
+        assert _traces(store, patterns)
+        receipt = mem.forget(USER)
+        assert receipt.remaining == ()
+        assert mem.stats(neighbour)["vectors"] == 300
+        assert "orchard" in mem.search(neighbour, "orchard note 12")[0].text
+    assert _traces(store, patterns) == []
+
+
 def test_a_chroma_server_receipt_says_what_the_server_keeps(
     chroma_server: str, tmp_path: Path
 ) -> None:
@@ -97,3 +137,44 @@ def test_a_chroma_server_receipt_says_what_the_server_keeps(
     assert len(receipt.remaining) == 1
     assert "chroma vacuum" in receipt.remaining[0]
     assert receipt.to_dict()["remaining"] == list(receipt.remaining)
+
+
+FREED_MEMORY = textwrap.dedent(
+    """
+    import ctypes, sys
+    from lightmem_core import LightMem
+    from lightmem_core.testing import HashingEmbedder
+
+    LightMem(sys.argv[1], embedder=HashingEmbedder()).close()
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = (ctypes.c_size_t,)
+    libc.free.argtypes = (ctypes.c_void_p,)
+    size = 8192  # past glibc's per-thread cache, which keeps chunks as they are
+    secret = b"zqxsecret" * (size // 9)
+    first = libc.malloc(size)
+    ctypes.memmove(first, secret, len(secret))
+    libc.free(first)
+    again = libc.malloc(size)
+    print("reused" if again == first else "other", ctypes.string_at(again, size).count(b"zqx"))
+    """
+)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="freed memory is overwritten with glibc only",
+)
+def test_memory_freed_in_a_process_with_a_store_is_overwritten(tmp_path: Path) -> None:
+    # Chroma's HNSW writer persists buffers it never zeroed (chroma-core/chroma#7688), so
+    # a file written after an erasure could otherwise hold the erased user's bytes.
+    done = subprocess.run(
+        [sys.executable, "-c", FREED_MEMORY, str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    where, traces = done.stdout.split()
+    assert where == "reused"  # the same chunk came back, as glibc does
+    assert traces == "0"

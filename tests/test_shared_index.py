@@ -33,6 +33,9 @@ HOST = textwrap.dedent(
 )
 
 
+DIM = len(HashingEmbedder().embed(["x"])[0])
+
+
 def _lock_fields(store: Path) -> list[str]:
     return (store / ".lock").read_text().split()
 
@@ -78,8 +81,9 @@ def test_a_guest_forwards_to_the_host(tmp_path: Path, other_host: subprocess.Pop
     try:
         assert not index.hosting
         assert index.count("u") == 1
-        index.upsert("v", ["m1"], [[1.0, 0.0, 0.0] + [0.0] * 381], [{"tier": "mtm"}])
-        assert index.query("v", [1.0] + [0.0] * 383, k=3) == [("m1", pytest.approx(1.0))]
+        # The store's dimension (the host's HashingEmbedder): users may share a collection.
+        index.upsert("v", ["m1"], [[1.0] + [0.0] * (DIM - 1)], [{"tier": "mtm"}])
+        assert index.query("v", [1.0] + [0.0] * (DIM - 1), k=3) == [("m1", pytest.approx(1.0))]
         assert index.delete_user("v") == 1
     finally:
         index.close()

@@ -96,7 +96,9 @@ class _Host:
         with self._indexes_lock:
             index = self._indexes.get(prefix)
             if index is None:
-                index = ChromaVectorIndex(path=self.store / "chroma", prefix=prefix)
+                index = ChromaVectorIndex(
+                    path=self.store / "chroma", prefix=prefix, sole_client=True
+                )
                 self._indexes[prefix] = index
             return index
 
