@@ -31,7 +31,7 @@ What it measures, per store size N (memories held by ONE measured user):
   in production; the number of texts the model actually embedded is reported too, which
   shows duplicated work when both index the same pending rows. A second figure times the
   background thread alone draining another batch (no ``flush()``).
-* a stage breakdown of ``LightMem._search`` (lexical, vector query, embedding, ...), from a
+* a stage breakdown of ``Searcher.search`` (lexical, vector query, embedding, ...), from a
   second pass over other distinct queries with thin timing wrappers around every method of
   the engine's collaborators (record store, vector index, indexer, re-ranker, embedder,
   retrieval functions), found by reflection so it follows the engine as it changes.
@@ -115,7 +115,7 @@ from rich.progress import (  # noqa: E402
 )
 from rich.table import Table  # noqa: E402
 
-import lightmem_core._memory as memory_module  # noqa: E402
+import lightmem_core.retrieval.searcher as memory_module  # noqa: E402
 from lightmem_core import DEFAULT_EMBEDDER, LightMem, LightMemConfig  # noqa: E402
 from lightmem_core.embedding import Embedder, default_embedder  # noqa: E402
 
@@ -655,7 +655,7 @@ STAGE_LABELS = {
     "indexer.record_access": "indexer.record_access (queue)",
     "vectors.query": "Chroma query (per-user collection)",
     "reranker.rerank": "rerank (stage 2)",
-    "LightMem._plan": "query controller (_plan)",
+    "Searcher.plan": "query controller (Searcher.plan)",
     "other": "other (code in LightMem.search itself)",
 }
 
@@ -677,8 +677,8 @@ def stage_timers(mem: LightMem, acc: dict[str, float]) -> Iterator[None]:
     """Time every call ``LightMem.search`` makes into its collaborators.
 
     Wraps, on the instances only, every public method of the record store, the vector index,
-    the indexer and the re-ranker, the embedder's ``embed``, ``LightMem._plan`` when present,
-    and the ``lightmem_core.retrieval`` functions ``_memory`` imported. Calls are attributed
+    the indexer and the re-ranker, the embedder's ``embed``, ``Searcher.plan``, and the
+    ``lightmem_core.retrieval`` functions the searcher module imported. Calls are attributed
     to the outermost wrapped call (no double counting) and only in the calling thread (the
     background indexer's own calls are not search time).
     """
@@ -704,13 +704,12 @@ def stage_timers(mem: LightMem, acc: dict[str, float]) -> Iterator[None]:
         ("records", mem._records),
         ("vectors", mem._vectors()),
         ("indexer", mem._indexer),
-        ("reranker", mem._reranker),
+        ("reranker", mem._searcher.reranker),
     )
     for label, obj in collaborators:
         targets += [(obj, attr, f"{label}.{attr}") for attr in _methods(obj)]
     targets.append((mem._embedder, "embed", "embedder.embed"))
-    if hasattr(mem, "_plan"):
-        targets.append((mem, "_plan", "LightMem._plan"))
+    targets.append((mem._searcher, "plan", "Searcher.plan"))
     for obj, attr, name in targets:
         setattr(obj, attr, wrap(name, getattr(obj, attr)))
     functions = {

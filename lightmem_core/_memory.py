@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -40,10 +40,8 @@ from ._types import (
     ConsolidationReport,
     Context,
     ForgetReceipt,
-    Hit,
     Memory,
     SearchResults,
-    Status,
     Tier,
     Turn,
 )
@@ -61,23 +59,16 @@ from .consolidation.shared import SHARED_USER
 from .embedding import Embedder, resolve_embedder
 from .retrieval import (
     LocalReranker,
-    QueryPlan,
     Reranker,
-    TimeWindow,
-    cosine_scores,
-    fuse,
-    pack_to_budget,
-    plan_query,
     query_terms,
-    score_pool,
 )
 from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
-from .safety import INSTRUCTION_LIKE, flag_instructions
+from .retrieval.searcher import Searcher, SearchRequest
+from .safety import flag_instructions
 from .slm.accounting import ModelLedger
 from .store import (
     ChromaVectorIndex,
-    PendingVector,
     RecordStore,
     SQLiteRecordStore,
     VectorIndex,
@@ -90,23 +81,9 @@ logger = logging.getLogger("lightmem")
 
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
-_QUERY_CACHE_SIZE = 256
 _TOKEN_CACHE_SIZE = 200_000
-_DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
-_INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
-_SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
 _LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
 _HOST = socket.gethostname()
-
-
-def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
-    """Merge ranked lists of one retriever: each memory keeps its best score."""
-    best: dict[str, float] = {}
-    for ranked in results:
-        for memory_id, score in ranked:
-            if score > best.get(memory_id, float("-inf")):
-                best[memory_id] = score
-    return list(best.items())
 
 
 @dataclass(slots=True)
@@ -248,10 +225,6 @@ class LightMem:
             self._reranker, self._writer = roles.reranker, roles.writer
             self._abstractor = roles.abstractor
         self._count_tokens: TokenCounter = token_counter or approx_token_count
-        self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-        self._query_cache_lock = threading.Lock()
-        self._speaker_cache: dict[str, frozenset[str]] = {}
-        self._erasure_seen: str | None = None
         self._index_dimension: int | None = None
         self._embedder_mismatch: tuple[str, str] | None = None
         self._token_cache: dict[str, int] = {}
@@ -261,6 +234,15 @@ class LightMem:
             lambda: self._embedder,
             batch_size=self.config.embed_batch_size,
             on_first_vector=self._check_dimension,
+        )
+        self._searcher = Searcher(
+            records=self._records,
+            vectors=self._vectors,
+            indexer=self._indexer,
+            embed=self._embed,
+            config=self.config,
+            reranker=self._reranker,
+            controller=self._slm_controller,
         )
         try:
             # An embedder that does not match the index blocks only what needs it (adding,
@@ -356,6 +338,11 @@ class LightMem:
             "export and stats work without it.)"
         )
 
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._embedder.embed(texts)
+        self._check_dimension(len(vectors[0]))
+        return vectors
+
     def _check_dimension(self, dimension: int) -> None:
         """Record the index's dimension with its first vector; refuse any other later."""
         if self._index_dimension is None:
@@ -441,10 +428,7 @@ class LightMem:
         self._indexer.notify(user)
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
-        known = self._speaker_cache.get(user)
-        if known is not None:
-            # Replace, never mutate: a search in another thread may be reading the old set.
-            self._speaker_cache[user] = known | {t.speaker for t in turns if t.speaker}
+        self._searcher.note_speakers(user, (t.speaker for t in turns if t.speaker))
         return turns
 
     def _write(self, user: str, turns: Sequence[Turn]) -> tuple[list[Memory], list[str]]:
@@ -614,16 +598,11 @@ class LightMem:
         budget, limit = self._budget_and_k(token_budget, k)
         as_of = check.timestamp(now, what="now") if now is not None else None
         wanted = self._tiers(tiers)
-        return self._search(
-            user,
-            text,
-            k=limit,
-            budget=budget,
-            as_of=as_of,
-            tiers=wanted,
-            exclude_sources=frozenset(),
-            cost=self._memory_tokens,
+        self._need_embedder()
+        request = SearchRequest(
+            user, text, k=limit, budget=budget, cost=self._memory_tokens, as_of=as_of, tiers=wanted
         )
+        return self._searcher.search(request)
 
     def memories(
         self,
@@ -694,318 +673,7 @@ class LightMem:
             raise InvalidArgument(
                 "short-term memory is not searched; use recent() or get_context()"
             )
-        return chosen
-
-    # Other processes on the store keep caches of their own (query texts, speaker names).
-    # An erasure leaves a fresh mark in the record store; a process that sees a mark it did
-    # not leave drops its caches before its next search, so a forgotten user's words do not
-    # outlive the forget there either.
-
-    def _note_erasure(self) -> None:
-        self._erasure_seen = uuid.uuid4().hex
-        self._records.set_meta("erasure", self._erasure_seen)
-
-    def _drop_caches_if_erased_elsewhere(self) -> None:
-        mark = self._records.get_meta("erasure")
-        if mark == self._erasure_seen:
-            return
-        self._erasure_seen = mark
-        self._speaker_cache = {}
-        with self._query_cache_lock:
-            self._query_cache.clear()
-
-    def _search(
-        self,
-        user: str,
-        query: str,
-        *,
-        k: int,
-        budget: int,
-        as_of: datetime | None,
-        tiers: tuple[Tier, ...] | None,
-        exclude_sources: frozenset[str],
-        cost: Callable[[Memory], int],
-    ) -> SearchResults:
-        self._need_embedder()
-        self._drop_caches_if_erased_elsewhere()
-        pool = self.config.pool_for(k)
-        plan = self._plan(user, query, as_of)
-        if plan.k is not None:
-            k = min(k, plan.k)
-        if plan.strict_window and plan.window is not None:
-            # A model controller's time constraint filters every look-up; when nothing at all
-            # lies inside it, the search answers as if it were a preference.
-            found = self._search_with(
-                user, plan, k, pool, budget, as_of, tiers, exclude_sources, cost
-            )
-            if found:
-                return found
-            plan = replace(plan, strict_window=False)
-        return self._search_with(user, plan, k, pool, budget, as_of, tiers, exclude_sources, cost)
-
-    def _search_with(
-        self,
-        user: str,
-        plan: QueryPlan,
-        k: int,
-        pool: int,
-        budget: int,
-        as_of: datetime | None,
-        tiers: tuple[Tier, ...] | None,
-        exclude_sources: frozenset[str],
-        cost: Callable[[Memory], int],
-    ) -> SearchResults:
-        after: datetime | None = None
-        if plan.strict_window and plan.window is not None:
-            after = plan.window.start
-            as_of = min(plan.window.end, as_of) if as_of is not None else plan.window.end
-        texts = [plan.dense_text, *plan.sub_queries]
-        where = self._where(tiers, before=as_of, after=after)
-        # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
-        # once more inside the plan's time window, so in-window evidence reaches the pool).
-        # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
-        # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
-        # candidates found otherwise (below it, a score too small to matter).
-        deep_lexical = self._records.lexical_search(
-            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of, after=after
-        )
-        lexical = [deep_lexical[:pool]]
-        lexical += [
-            self._records.lexical_search(
-                user, query_terms(t), limit=pool, tiers=tiers, before=as_of, after=after
-            )
-            for t in plan.sub_queries
-        ]
-        # Read-your-writes for the dense side. A few memories not yet in the vector index (the
-        # turn just added, in a chat loop) are embedded in the same model call as the query and
-        # scored here, and left to the background thread to index; a backlog is indexed first.
-        pending = self._records.pending_vectors(limit=_INLINE_PENDING + 1, user_id=user)
-        if len(pending) > _INLINE_PENDING:
-            self._indexer.flush_user(user)
-            pending = []
-        pending = [
-            p for p in pending if self._pending_admissible(p, tiers=tiers, as_of=as_of, after=after)
-        ]
-        query_vectors, pending_vectors = self._embed_queries(
-            user, texts, extra=[p.text for p in pending]
-        )
-        inline = {p.memory_id: v for p, v in zip(pending, pending_vectors, strict=True)}
-        index = self._vectors()
-        dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
-        dense.append(list(cosine_scores(query_vectors, inline).items()))
-        if plan.window is not None and after is None:
-            end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
-            in_window = self._where(tiers, before=end, after=plan.window.start)
-            dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
-            lexical.append(
-                self._records.lexical_search(
-                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
-                )
-            )
-        shared: dict[str, Memory] = {}
-        shared_vectors: Mapping[str, Sequence[float]] = {}
-        if self.config.share_knowledge and (tiers is None or Tier.LTM in tiers):
-            # Opt-in shared knowledge (de-identified, owned by no user) competes as LTM.
-            found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL)
-            lexical_shared = self._records.lexical_search(
-                SHARED_USER, plan.terms, limit=_SHARED_POOL
-            )
-            shared_ids = list(dict.fromkeys(i for i, _ in [*found_shared, *lexical_shared]))
-            # Readable only once enough different users have stated it (support counts
-            # contributors): what one user alone said never reaches another.
-            shared = {
-                i: m
-                for i, m in self._records.get_memories(SHARED_USER, shared_ids).items()
-                if m.support >= self.config.share_min_contributors
-            }
-            found_shared = [(i, s) for i, s in found_shared if i in shared]
-            lexical_shared = [(i, s) for i, s in lexical_shared if i in shared]
-            dense.append(found_shared)
-            lexical.append(lexical_shared)
-            shared_ids = list(shared)
-            shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
-            deep_lexical = [*deep_lexical, *lexical_shared]
-        stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
-        ids = [c.memory_id for c in stage1]
-        if self.config.use_reranker:
-            # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
-            # on both signals with its context.
-            # Context comes from the neighbours of the strongest K candidates: deeper in the
-            # pool it rarely changes the ranking, and each neighbour costs a row and a vector.
-            # Context also comes from linked long-term records (related knowledge, and the
-            # versions of a changed fact), so a multi-part question can follow the links.
-            context: dict[str, tuple[str | None, ...]] = {}
-            if self.config.expand_neighbors:
-                context.update(self._records.neighbors(user, ids[:k]))
-                for memory_id, linked in self._records.links(user, ids[:k]).items():
-                    context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
-            ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
-            candidates = score_pool(
-                ids,
-                query_vectors,
-                {**inline, **shared_vectors, **self._records.vectors(user, ids)},
-                dict(deep_lexical),
-                context,
-                {c.memory_id: c.fused for c in stage1},
-            )
-        else:
-            candidates = stage1
-        memories = {
-            memory_id: memory
-            for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
-            if memory_id in ids
-            and self._admissible(
-                memory, tiers=tiers, as_of=as_of, after=after, exclude_sources=exclude_sources
-            )
-        }
-        if self.config.use_reranker:
-            ranked = self._reranker.rerank(plan, candidates, memories)
-        else:
-            ranked = [(c.memory_id, c.fused) for c in candidates]
-        kept, omitted = pack_to_budget(
-            ((memories[i], score) for i, score in ranked if i in memories),
-            k=k,
-            token_budget=budget,
-            cost=cost,
-        )
-        hits = [
-            Hit(
-                text=m.text,
-                tier=m.tier,
-                score=score,
-                source_ids=m.source_ids,
-                timestamp=m.timestamp,
-                memory_id=m.id,
-                kind=m.kind,
-                session_id=m.session_id,
-                speaker=m.speaker,
-                tokens=tokens,
-                status=m.status,
-                valid_to=m.valid_to,
-                flags=(INSTRUCTION_LIKE,) if m.metadata.get(INSTRUCTION_LIKE) else (),
-            )
-            for m, score, tokens in kept
-        ]
-        if hits:
-            self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
-        return SearchResults(hits, omitted=omitted, token_budget=budget)
-
-    @staticmethod
-    def _admissible(
-        memory: Memory,
-        *,
-        tiers: tuple[Tier, ...] | None,
-        as_of: datetime | None,
-        exclude_sources: frozenset[str],
-        after: datetime | None = None,
-    ) -> bool:
-        """Whether a candidate passes the search's filters (neighbours join the pool unfiltered)."""
-        if memory.status is Status.ARCHIVED:
-            return False
-        if tiers and memory.tier not in tiers:
-            return False
-        if as_of is not None and memory.timestamp is not None and memory.timestamp > as_of:
-            return False
-        if after is not None and (memory.timestamp is None or memory.timestamp < after):
-            return False
-        # get_context: turns already shown as recent conversation are not repeated.
-        return not (memory.source_ids and set(memory.source_ids) <= exclude_sources)
-
-    def _speakers(self, user: str) -> frozenset[str]:
-        """The names that speak in the user's conversations (cached; kept current by add)."""
-        known = self._speaker_cache.get(user)
-        if known is None:
-            known = self._speaker_cache[user] = frozenset(self._records.speakers(user))
-        return known
-
-    @staticmethod
-    def _where(
-        tiers: tuple[Tier, ...] | None,
-        *,
-        before: datetime | None = None,
-        after: datetime | None = None,
-    ) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if tiers:
-            clauses.append({"tier": {"$in": [t.value for t in tiers]}})
-        if before is not None:
-            clauses.append({"ts": {"$lte": before.timestamp()}})
-        if after is not None:
-            clauses.append({"ts": {"$gte": after.timestamp()}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def _plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
-        """The controller's plan (the local one, refined by a model controller when one is
-        configured), with event anchors resolved on the user's own timeline."""
-        if not self.config.use_controller:
-            return plan_query(query, resolve_time=False)
-        now = as_of or datetime.now(UTC)
-        plan = self._anchored(
-            user, plan_query(query, known_people=self._speakers(user), now=now), as_of
-        )
-        if self._slm_controller is not None:
-            plan = self._slm_controller.refine(plan, known_people=self._speakers(user), now=now)
-        return plan
-
-    def _anchored(self, user: str, plan: QueryPlan, as_of: datetime | None) -> QueryPlan:
-        if plan.anchor is None:
-            return plan
-        # "the week before the wedding": when did the user talk about the wedding?
-        found = self._records.lexical_search(
-            user, query_terms(plan.anchor.event), limit=1, before=as_of
-        )
-        event = self._records.get_memories(user, [found[0][0]]) if found else {}
-        moment = next((m.timestamp for m in event.values() if m.timestamp is not None), None)
-        if moment is None:
-            return plan
-        span = {"day": 1, "week": 7, "month": 31, "year": 365}[plan.anchor.period]
-        if plan.anchor.relation == "before":
-            start, end = moment - timedelta(days=span), moment
-        else:
-            start, end = moment, moment + timedelta(days=span)
-        return plan.with_window(TimeWindow(start, end, plan.anchor.expression))
-
-    def _embed_queries(
-        self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()
-    ) -> tuple[list[list[float]], list[list[float]]]:
-        """Vectors of the query texts (from the per-user cache where it has them) and of the
-        ``extra`` texts, in one model call."""
-        with self._query_cache_lock:
-            cached = {t: self._query_cache.get((user, t)) for t in texts}
-            for text, vector in cached.items():
-                if vector is not None:
-                    self._query_cache.move_to_end((user, text))
-        missing = [t for t, v in cached.items() if v is None]
-        extra_vectors: list[list[float]] = []
-        if missing or extra:
-            fresh = self._embedder.embed([*missing, *extra])
-            self._check_dimension(len(fresh[0]))
-            extra_vectors = fresh[len(missing) :]
-            with self._query_cache_lock:
-                for text, vector in zip(missing, fresh[: len(missing)], strict=True):
-                    cached[text] = self._query_cache[(user, text)] = vector
-                while len(self._query_cache) > _QUERY_CACHE_SIZE:
-                    self._query_cache.popitem(last=False)
-        return [v for v in (cached[t] for t in texts) if v is not None], extra_vectors
-
-    @staticmethod
-    def _pending_admissible(
-        pending: PendingVector,
-        *,
-        tiers: tuple[Tier, ...] | None,
-        as_of: datetime | None,
-        after: datetime | None = None,
-    ) -> bool:
-        if tiers and pending.metadata.get("tier") not in {t.value for t in tiers}:
-            return False
-        ts = pending.metadata.get("ts")
-        if not isinstance(ts, int | float):
-            return after is None
-        if after is not None and ts < after.timestamp():
-            return False
-        return as_of is None or ts <= as_of.timestamp()
+        return chosen or None  # none named: every tier
 
     def recent(
         self,
@@ -1108,15 +776,17 @@ class LightMem:
                 ["<memories>", "</memories>"] if shown else [HEADER, "<memories>", "</memories>"]
             )
         )
-        hits = self._search(
-            user,
-            text,
-            k=limit,
-            budget=max(0, budget - frame),
-            as_of=as_of,
-            tiers=None,
-            exclude_sources=frozenset(t.turn_id for t in recent),
-            cost=lambda m: self._count_tokens(memory_line(m)),
+        self._need_embedder()
+        hits = self._searcher.search(
+            SearchRequest(
+                user,
+                text,
+                k=limit,
+                budget=max(0, budget - frame),
+                cost=lambda m: self._count_tokens(memory_line(m)),
+                as_of=as_of,
+                exclude_sources=frozenset(t.turn_id for t in recent),
+            )
         )
         return Context(
             text=render_context(shown, hits),
@@ -1183,11 +853,8 @@ class LightMem:
             if deleted.shared:
                 self._vectors().delete(SHARED_USER, list(deleted.shared))
             self._indexer.drop_user(user)
-            self._speaker_cache.pop(user, None)
-            self._note_erasure()
-        with self._query_cache_lock:
-            for key in [key for key in self._query_cache if key[0] == user]:
-                del self._query_cache[key]
+            self._searcher.forget(user)
+            self._searcher.note_erasure()
         return ForgetReceipt(
             user_id=user,
             turns=deleted.turns,
@@ -1356,7 +1023,9 @@ class LightMem:
                 since_last_run=last_run is not None,
                 now=now,
                 settings=self._settings(),
-                share_names=(user, *self._speakers(user)) if self.config.share_knowledge else None,
+                share_names=(user, *self._searcher.speakers(user))
+                if self.config.share_knowledge
+                else None,
             )
         except BaseException:
             self._end_consolidation(user, dry_run, lock_only=dry_run)
@@ -1456,7 +1125,7 @@ class LightMem:
         with self._indexer.exclusive():
             deleted = self._records.delete_user(SHARED_USER)
             vectors = self._vectors().delete_user(SHARED_USER)
-            self._note_erasure()
+            self._searcher.note_erasure()
         return ForgetReceipt(
             user_id=SHARED_USER,
             turns=deleted.turns,
@@ -1488,8 +1157,7 @@ class LightMem:
             self._records.set_meta("dimension", str(self._embedder.dimension))
             self._index_dimension = None
             self._embedder_mismatch = None  # the index is this embedder's now
-        with self._query_cache_lock:
-            self._query_cache.clear()
+        self._searcher.clear()
         # The background thread may take some batches; all are done when this returns.
         self._indexer.start()
         self._indexer.flush_all(progress)

@@ -257,13 +257,11 @@ def test_a_forget_in_another_process_clears_this_ones_caches(tmp_path: Path) -> 
     with LightMem(path, embedder=HashingEmbedder()) as mem:
         mem.add("alice", "I adopted a beagle called Max.", speaker="Alice")
         mem.search("alice", "what is the name of Alice's beagle?")
-        assert any(user == "alice" for user, _ in mem._query_cache)
-        assert "alice" in mem._speaker_cache
+        assert "alice" in mem._searcher.cached_users()
         env = {**os.environ, "LIGHTMEM_EMBEDDER": "hashing", "LIGHTMEM_PATH": str(path)}
         forget = [sys.executable, "-m", "lightmem_core.cli", "forget", "alice", "--yes"]
         done = subprocess.run(forget, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         mem.search("bob", "anything")  # this process's next search, for anybody
-        assert not any(user == "alice" for user, _ in mem._query_cache)
-        assert "alice" not in mem._speaker_cache
+        assert "alice" not in mem._searcher.cached_users()
         assert mem.stats("alice")["turns"] == 0

@@ -130,9 +130,7 @@ class ConsolidationMachine(RuleBasedStateMachine):
         for file in store.rglob("*"):
             if file.is_file():
                 assert pattern.search(file.read_bytes()) is None, file
-        cached = [key for key in self.mem._query_cache if key[0] == user]
-        assert cached == []
-        assert user not in self.mem._speaker_cache
+        assert user not in self.mem._searcher.cached_users()
 
     # --- invariants -----------------------------------------------------------------------------
 

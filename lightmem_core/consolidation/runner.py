@@ -18,9 +18,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .._types import Memory, Status
+from .._types import Memory, Status, Tier
 from ..embedding import Embedder
-from ..store import ConsolidationChanges, PendingVector, RecordStore, VectorIndex
+from ..store import ConsolidationChanges, PendingVector, RecordStore, VectorFilter, VectorIndex
 from .abstractor import Abstractor
 from .plan import (
     Abstract,
@@ -38,6 +38,8 @@ from .plan import (
     Similar,
 )
 from .shared import SHARED_USER
+
+_LONG_TERM = VectorFilter(tiers=(Tier.LTM,))
 
 __all__ = ["EXACT_LOOKUP_LIMIT", "StoreHandler", "adrive", "drive"]
 
@@ -232,7 +234,7 @@ class StoreHandler:
             # so ask for more and score them exactly with the stored vectors.
             found = dict(
                 self._vectors().query(
-                    owner, request.vector, k=max(4 * request.k, 32), where={"tier": "ltm"}
+                    owner, request.vector, k=max(4 * request.k, 32), where=_LONG_TERM
                 )
             )
             stored = self._records.vectors(owner, list(found))

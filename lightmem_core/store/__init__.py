@@ -12,6 +12,7 @@ from ._contracts import (
     PendingVector,
     RecordChange,
     RecordStore,
+    VectorFilter,
     VectorIndex,
 )
 from .chroma import ChromaVectorIndex
@@ -27,5 +28,6 @@ __all__ = [
     "RecordChange",
     "RecordStore",
     "SQLiteRecordStore",
+    "VectorFilter",
     "VectorIndex",
 ]

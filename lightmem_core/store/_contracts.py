@@ -22,6 +22,7 @@ __all__ = [
     "PendingVector",
     "RecordChange",
     "RecordStore",
+    "VectorFilter",
     "VectorIndex",
 ]
 
@@ -48,6 +49,38 @@ class PendingVector:
         if memory.timestamp is not None:
             metadata["ts"] = memory.timestamp.timestamp()
         return cls(memory.id, memory.user_id, memory.text, metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorFilter:
+    """Which of a user's vectors a query may return: a typed value that each backend
+    translates into its own filter language (the user is the query's own argument).
+
+    ``tiers``: only these tiers (``None``: every tier). ``before`` / ``after``: only
+    vectors whose memory's time is within these bounds, inclusive; a memory without a
+    time passes no bound."""
+
+    tiers: tuple[Tier, ...] | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.tiers is not None and not self.tiers:
+            raise ValueError("tiers=() would match nothing: give None for every tier")
+
+    def admits(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether a vector with this metadata (:attr:`PendingVector.metadata`) passes:
+        the reference semantics every backend must match."""
+        if self.tiers is not None and metadata.get("tier") not in {t.value for t in self.tiers}:
+            return False
+        if self.before is None and self.after is None:
+            return True
+        ts = metadata.get("ts")
+        if not isinstance(ts, int | float):
+            return False
+        if self.after is not None and ts < self.after.timestamp():
+            return False
+        return self.before is None or ts <= self.before.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +372,10 @@ class VectorIndex(Protocol):
         embedding: Sequence[float],
         *,
         k: int,
-        where: dict[str, Any] | None = None,
+        where: VectorFilter | None = None,
     ) -> list[tuple[str, float]]:
-        """The ``k`` nearest of the user's vectors: ``(memory_id, cosine similarity)``."""
+        """The ``k`` nearest of the user's vectors that ``where`` admits:
+        ``(memory_id, cosine similarity)``, best first."""
         ...
 
     def delete(self, user_id: str, ids: Sequence[str]) -> None: ...

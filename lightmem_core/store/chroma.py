@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependency, StorageError, StoreNotWritable
 from .._heap import overwrite_freed_memory
+from ._contracts import VectorFilter
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -331,12 +332,15 @@ class ChromaVectorIndex:
         embedding: Sequence[float],
         *,
         k: int,
-        where: dict[str, Any] | None = None,
+        where: VectorFilter | None = None,
     ) -> list[tuple[str, float]]:
         best: dict[str, float] = {}
-        for tier in _tiers_wanted(where):
+        tiers = _TIERS if where is None or where.tiers is None else [t.value for t in where.tiers]
+        for tier in tiers:
             for collection, mine in self._places(user_id, tier):
-                found = self._query(collection, user_id, embedding, k=k, where=_all_of(mine, where))
+                found = self._query(
+                    collection, user_id, embedding, k=k, where=_chroma_where(mine, where)
+                )
                 for memory_id, score in found:
                     if score > best.get(memory_id, -2.0):
                         best[memory_id] = score
@@ -647,10 +651,14 @@ def _unmarked(metadata: Any) -> dict[str, Any]:
     return {key: value for key, value in dict(metadata or {}).items() if key != _OWNER}
 
 
-def _all_of(mine: dict[str, Any] | None, where: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The query's filter: the owner clause (in a partition) and every clause of ``where``
-    but the tier (the tier is the collection)."""
-    clauses = ([mine] if mine else []) + _clauses_without_tier(where)
+def _chroma_where(mine: dict[str, Any] | None, where: VectorFilter | None) -> Any:
+    """Chroma's filter for a query: the owner clause (in a partition) and the time bounds
+    (the tier is the collection)."""
+    clauses: list[dict[str, Any]] = [mine] if mine else []
+    if where is not None and where.before is not None:
+        clauses.append({"ts": {"$lte": where.before.timestamp()}})
+    if where is not None and where.after is not None:
+        clauses.append({"ts": {"$gte": where.after.timestamp()}})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -658,25 +666,6 @@ def _all_of(mine: dict[str, Any] | None, where: dict[str, Any] | None) -> dict[s
 
 def _tier_of(metadata: dict[str, Any]) -> str:
     return "ltm" if metadata.get("tier") == "ltm" else "mtm"
-
-
-def _tiers_wanted(where: dict[str, Any] | None) -> tuple[str, ...]:
-    """The collections a filter can match: a tier clause (alone or in an ``$and``) narrows
-    them; anything else needs both."""
-    clauses = (where or {}).get("$and", [where] if where else [])
-    for clause in clauses:
-        tier = clause.get("tier")
-        if isinstance(tier, str):
-            return (_tier_of({"tier": tier}),)
-        if isinstance(tier, dict) and "$in" in tier:
-            return tuple(t for t in _TIERS if t in tier["$in"])
-    return _TIERS
-
-
-def _clauses_without_tier(where: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not where:
-        return []
-    return [c for c in where.get("$and", [where]) if "tier" not in c]
 
 
 def _is_not_found(err: Exception) -> bool:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import LightMemError, StorageError, StoreInUse, StoreNotWritable
+from ._contracts import VectorFilter
 from .chroma import ChromaVectorIndex
 
 logger = logging.getLogger("lightmem")
@@ -372,7 +373,7 @@ class SharedChromaIndex:
         embedding: Sequence[float],
         *,
         k: int,
-        where: dict[str, Any] | None = None,
+        where: VectorFilter | None = None,
     ) -> list[tuple[str, float]]:
         result: list[tuple[str, float]] = self._call("query", user_id, embedding, k=k, where=where)
         return result

@@ -1,0 +1,376 @@
+"""The search: two-stage retrieval over the stores, for one request.
+
+:class:`Searcher` owns what a search needs besides the stores: the query plan (controller),
+stage 1 (BM25 and dense candidates for every planned text, a time-window pass, opt-in shared
+knowledge), stage 2 (re-ranking with neighbour and link context) and packing into the token
+budget, and the caches that keep a chat loop fast (query vectors, speaker names), with their
+invalidation across processes. The pure steps live beside it (``controller``, ``pipeline``);
+``LightMem.search`` validates its arguments and hands a :class:`SearchRequest` here.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._config import LightMemConfig
+from .._types import Hit, Memory, SearchResults, Status, Tier
+from ..consolidation.shared import SHARED_USER
+from ..safety import INSTRUCTION_LIKE
+from ..store import RecordStore, VectorFilter, VectorIndex
+from .controller import QueryPlan, TimeWindow, plan_query
+from .pipeline import Reranker, cosine_scores, fuse, pack_to_budget, query_terms, score_pool
+
+if TYPE_CHECKING:
+    from .._indexer import VectorIndexer
+
+__all__ = ["SearchRequest", "Searcher"]
+
+_QUERY_CACHE_SIZE = 256
+_DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
+_INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
+_SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """One search, its arguments already validated."""
+
+    user: str
+    query: str
+    k: int
+    budget: int
+    """Tokens the hits may cost in all, by ``cost``."""
+    cost: Callable[[Memory], int]
+    as_of: datetime | None = None
+    """Answer as of this moment: nothing from after it."""
+    tiers: tuple[Tier, ...] | None = None
+    exclude_sources: frozenset[str] = frozenset()
+    """Turns already shown (as recent conversation): memories made only of them are left out."""
+
+
+def _best_of(results: Iterable[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Merge ranked lists of one retriever: each memory keeps its best score."""
+    best: dict[str, float] = {}
+    for ranked in results:
+        for memory_id, score in ranked:
+            if score > best.get(memory_id, float("-inf")):
+                best[memory_id] = score
+    return list(best.items())
+
+
+class Searcher:
+    """Two-stage retrieval for one store: see the module's docstring."""
+
+    def __init__(
+        self,
+        *,
+        records: RecordStore,
+        vectors: Callable[[], VectorIndex],
+        indexer: VectorIndexer,
+        embed: Callable[[list[str]], list[list[float]]],
+        config: LightMemConfig,
+        reranker: Reranker,
+        controller: Any = None,
+    ) -> None:
+        """``vectors`` opens the vector index on first use; ``embed`` embeds texts (and
+        checks their dimension against the index); ``controller`` refines plans with a
+        model (``None``: the local plan alone)."""
+        self._records = records
+        self._vectors = vectors
+        self._indexer = indexer
+        self._embed = embed
+        self._config = config
+        self.reranker = reranker
+        self._controller = controller
+        self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
+        self._speaker_cache: dict[str, frozenset[str]] = {}
+        self._erasure_seen: str | None = None
+
+    def note_speakers(self, user: str, names: Iterable[str]) -> None:
+        """Names that have just spoken in the user's conversations (kept if cached)."""
+        known = self._speaker_cache.get(user)
+        if known is not None:
+            # Replace, never mutate: a search in another thread may be reading the old set.
+            self._speaker_cache[user] = known | set(names)
+
+    def forget(self, user: str) -> None:
+        """Drop what the caches hold of the user (an erasure)."""
+        self._speaker_cache.pop(user, None)
+        with self._query_cache_lock:
+            for key in [key for key in self._query_cache if key[0] == user]:
+                del self._query_cache[key]
+
+    def clear(self) -> None:
+        """Drop every cached query vector (the embedder's vectors were replaced)."""
+        with self._query_cache_lock:
+            self._query_cache.clear()
+
+    def cached_users(self) -> set[str]:
+        """Users the caches hold anything of (for tests of erasure)."""
+        with self._query_cache_lock:
+            users = {user for user, _ in self._query_cache}
+        return users | set(self._speaker_cache)
+
+    # Other processes on the store keep caches of their own (query texts, speaker names).
+    # An erasure leaves a fresh mark in the record store; a process that sees a mark it did
+    # not leave drops its caches before its next search, so a forgotten user's words do not
+    # outlive the forget there either.
+
+    def note_erasure(self) -> None:
+        """Leave a fresh erasure mark, for the other processes on the store."""
+        self._erasure_seen = uuid.uuid4().hex
+        self._records.set_meta("erasure", self._erasure_seen)
+
+    def _drop_caches_if_erased_elsewhere(self) -> None:
+        mark = self._records.get_meta("erasure")
+        if mark == self._erasure_seen:
+            return
+        self._erasure_seen = mark
+        self._speaker_cache = {}
+        with self._query_cache_lock:
+            self._query_cache.clear()
+
+    def search(self, request: SearchRequest) -> SearchResults:
+        """Plan, pull candidates (stage 1), re-rank them (stage 2) and pack the best into
+        the request's budget."""
+        self._drop_caches_if_erased_elsewhere()
+        k = request.k
+        pool = self._config.pool_for(k)
+        plan = self.plan(request.user, request.query, request.as_of)
+        if plan.k is not None:
+            k = min(k, plan.k)
+        if plan.strict_window and plan.window is not None:
+            # A model controller's time constraint filters every look-up; when nothing at all
+            # lies inside it, the search answers as if it were a preference.
+            found = self._search_with(request, plan, k=k, pool=pool)
+            if found:
+                return found
+            plan = replace(plan, strict_window=False)
+        return self._search_with(request, plan, k=k, pool=pool)
+
+    def _search_with(
+        self, request: SearchRequest, plan: QueryPlan, *, k: int, pool: int
+    ) -> SearchResults:
+        """One search with this plan: ``k`` hits at most, from a pool of ``pool``."""
+        user, as_of, tiers = request.user, request.as_of, request.tiers
+        exclude_sources, budget, cost = request.exclude_sources, request.budget, request.cost
+        after: datetime | None = None
+        if plan.strict_window and plan.window is not None:
+            after = plan.window.start
+            as_of = min(plan.window.end, as_of) if as_of is not None else plan.window.end
+        texts = [plan.dense_text, *plan.sub_queries]
+        where = VectorFilter(tiers=tiers, before=as_of, after=after)
+        # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
+        # once more inside the plan's time window, so in-window evidence reaches the pool).
+        # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
+        # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
+        # candidates found otherwise (below it, a score too small to matter).
+        deep_lexical = self._records.lexical_search(
+            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of, after=after
+        )
+        lexical = [deep_lexical[:pool]]
+        lexical += [
+            self._records.lexical_search(
+                user, query_terms(t), limit=pool, tiers=tiers, before=as_of, after=after
+            )
+            for t in plan.sub_queries
+        ]
+        # Read-your-writes for the dense side. A few memories not yet in the vector index (the
+        # turn just added, in a chat loop) are embedded in the same model call as the query and
+        # scored here, and left to the background thread to index; a backlog is indexed first.
+        pending = self._records.pending_vectors(limit=_INLINE_PENDING + 1, user_id=user)
+        if len(pending) > _INLINE_PENDING:
+            self._indexer.flush_user(user)
+            pending = []
+        pending = [p for p in pending if where.admits(p.metadata)]
+        query_vectors, pending_vectors = self._embed_queries(
+            user, texts, extra=[p.text for p in pending]
+        )
+        inline = {p.memory_id: v for p, v in zip(pending, pending_vectors, strict=True)}
+        index = self._vectors()
+        dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
+        dense.append(list(cosine_scores(query_vectors, inline).items()))
+        if plan.window is not None and after is None:
+            end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
+            in_window = VectorFilter(tiers=tiers, before=end, after=plan.window.start)
+            dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
+            lexical.append(
+                self._records.lexical_search(
+                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
+                )
+            )
+        shared: dict[str, Memory] = {}
+        shared_vectors: Mapping[str, Sequence[float]] = {}
+        if self._config.share_knowledge and (tiers is None or Tier.LTM in tiers):
+            # Opt-in shared knowledge (de-identified, owned by no user) competes as LTM.
+            found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL)
+            lexical_shared = self._records.lexical_search(
+                SHARED_USER, plan.terms, limit=_SHARED_POOL
+            )
+            shared_ids = list(dict.fromkeys(i for i, _ in [*found_shared, *lexical_shared]))
+            # Readable only once enough different users have stated it (support counts
+            # contributors): what one user alone said never reaches another.
+            shared = {
+                i: m
+                for i, m in self._records.get_memories(SHARED_USER, shared_ids).items()
+                if m.support >= self._config.share_min_contributors
+            }
+            found_shared = [(i, s) for i, s in found_shared if i in shared]
+            lexical_shared = [(i, s) for i, s in lexical_shared if i in shared]
+            dense.append(found_shared)
+            lexical.append(lexical_shared)
+            shared_ids = list(shared)
+            shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
+            deep_lexical = [*deep_lexical, *lexical_shared]
+        stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
+        ids = [c.memory_id for c in stage1]
+        if self._config.use_reranker:
+            # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
+            # on both signals with its context.
+            # Context comes from the neighbours of the strongest K candidates: deeper in the
+            # pool it rarely changes the ranking, and each neighbour costs a row and a vector.
+            # Context also comes from linked long-term records (related knowledge, and the
+            # versions of a changed fact), so a multi-part question can follow the links.
+            context: dict[str, tuple[str | None, ...]] = {}
+            if self._config.expand_neighbors:
+                context.update(self._records.neighbors(user, ids[:k]))
+                for memory_id, linked in self._records.links(user, ids[:k]).items():
+                    context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
+            ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
+            candidates = score_pool(
+                ids,
+                query_vectors,
+                {**inline, **shared_vectors, **self._records.vectors(user, ids)},
+                dict(deep_lexical),
+                context,
+                {c.memory_id: c.fused for c in stage1},
+            )
+        else:
+            candidates = stage1
+        memories = {
+            memory_id: memory
+            for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
+            if memory_id in ids
+            and self._admissible(
+                memory, tiers=tiers, as_of=as_of, after=after, exclude_sources=exclude_sources
+            )
+        }
+        if self._config.use_reranker:
+            ranked = self.reranker.rerank(plan, candidates, memories)
+        else:
+            ranked = [(c.memory_id, c.fused) for c in candidates]
+        kept, omitted = pack_to_budget(
+            ((memories[i], score) for i, score in ranked if i in memories),
+            k=k,
+            token_budget=budget,
+            cost=cost,
+        )
+        hits = [
+            Hit(
+                text=m.text,
+                tier=m.tier,
+                score=score,
+                source_ids=m.source_ids,
+                timestamp=m.timestamp,
+                memory_id=m.id,
+                kind=m.kind,
+                session_id=m.session_id,
+                speaker=m.speaker,
+                tokens=tokens,
+                status=m.status,
+                valid_to=m.valid_to,
+                flags=(INSTRUCTION_LIKE,) if m.metadata.get(INSTRUCTION_LIKE) else (),
+            )
+            for m, score, tokens in kept
+        ]
+        if hits:
+            self._indexer.record_access(user, [h.memory_id for h in hits], datetime.now(UTC))
+        return SearchResults(hits, omitted=omitted, token_budget=budget)
+
+    @staticmethod
+    def _admissible(
+        memory: Memory,
+        *,
+        tiers: tuple[Tier, ...] | None,
+        as_of: datetime | None,
+        exclude_sources: frozenset[str],
+        after: datetime | None = None,
+    ) -> bool:
+        """Whether a candidate passes the search's filters (neighbours join the pool unfiltered)."""
+        if memory.status is Status.ARCHIVED:
+            return False
+        if tiers and memory.tier not in tiers:
+            return False
+        if as_of is not None and memory.timestamp is not None and memory.timestamp > as_of:
+            return False
+        if after is not None and (memory.timestamp is None or memory.timestamp < after):
+            return False
+        # get_context: turns already shown as recent conversation are not repeated.
+        return not (memory.source_ids and set(memory.source_ids) <= exclude_sources)
+
+    def speakers(self, user: str) -> frozenset[str]:
+        """The names that speak in the user's conversations (cached; kept current by add)."""
+        known = self._speaker_cache.get(user)
+        if known is None:
+            known = self._speaker_cache[user] = frozenset(self._records.speakers(user))
+        return known
+
+    def plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
+        """The controller's plan (the local one, refined by a model controller when one is
+        configured), with event anchors resolved on the user's own timeline."""
+        if not self._config.use_controller:
+            return plan_query(query, resolve_time=False)
+        now = as_of or datetime.now(UTC)
+        plan = self._anchored(
+            user, plan_query(query, known_people=self.speakers(user), now=now), as_of
+        )
+        if self._controller is not None:
+            plan = self._controller.refine(plan, known_people=self.speakers(user), now=now)
+        return plan
+
+    def _anchored(self, user: str, plan: QueryPlan, as_of: datetime | None) -> QueryPlan:
+        if plan.anchor is None:
+            return plan
+        # "the week before the wedding": when did the user talk about the wedding?
+        found = self._records.lexical_search(
+            user, query_terms(plan.anchor.event), limit=1, before=as_of
+        )
+        event = self._records.get_memories(user, [found[0][0]]) if found else {}
+        moment = next((m.timestamp for m in event.values() if m.timestamp is not None), None)
+        if moment is None:
+            return plan
+        span = {"day": 1, "week": 7, "month": 31, "year": 365}[plan.anchor.period]
+        if plan.anchor.relation == "before":
+            start, end = moment - timedelta(days=span), moment
+        else:
+            start, end = moment, moment + timedelta(days=span)
+        return plan.with_window(TimeWindow(start, end, plan.anchor.expression))
+
+    def _embed_queries(
+        self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Vectors of the query texts (from the per-user cache where it has them) and of the
+        ``extra`` texts, in one model call."""
+        with self._query_cache_lock:
+            cached = {t: self._query_cache.get((user, t)) for t in texts}
+            for text, vector in cached.items():
+                if vector is not None:
+                    self._query_cache.move_to_end((user, text))
+        missing = [t for t, v in cached.items() if v is None]
+        extra_vectors: list[list[float]] = []
+        if missing or extra:
+            fresh = self._embed([*missing, *extra])
+            extra_vectors = fresh[len(missing) :]
+            with self._query_cache_lock:
+                for text, vector in zip(missing, fresh[: len(missing)], strict=True):
+                    cached[text] = self._query_cache[(user, text)] = vector
+                while len(self._query_cache) > _QUERY_CACHE_SIZE:
+                    self._query_cache.popitem(last=False)
+        return [v for v in (cached[t] for t in texts) if v is not None], extra_vectors
