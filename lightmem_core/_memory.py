@@ -73,7 +73,7 @@ from .store import (
     SQLiteRecordStore,
     VectorIndex,
 )
-from .writer import ExtractiveWriter, Writer
+from .writer import ExtractiveWriter, NearbyWriter, Writer
 
 __all__ = ["LightMem"]
 
@@ -435,14 +435,16 @@ class LightMem:
         """The MTM entries of ``turns`` from the writer, and the ids of existing entries
         they replace (merged by a model writer; each keeps its id and statistics)."""
         now = datetime.now(UTC)
-        nearby_count = getattr(self._writer, "nearby", 0)
+        writer = self._writer
+        wants_nearby = isinstance(writer, NearbyWriter) and writer.nearby > 0
         fresh: list[Memory] = []
         merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
         for turn in turns:
-            if isinstance(nearby_count, int) and nearby_count > 0 and turn.role != "system":
-                nearby = self._nearby_entries(user, turn.content, nearby_count)
+            if wants_nearby and turn.role != "system":
+                assert isinstance(writer, NearbyWriter)
+                nearby = self._nearby_entries(user, turn.content, writer.nearby)
                 nearby = [merged.get(m.id, m) for m in nearby]
-                drafts = self._writer.write(turn, nearby)  # type: ignore[call-arg]
+                drafts = writer.write(turn, nearby)
                 known = {m.id: m for m in nearby}
             else:
                 drafts, known = self._writer.write(turn), {}

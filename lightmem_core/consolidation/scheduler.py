@@ -40,7 +40,6 @@ class ConsolidationScheduler:
         self._thread = threading.Thread(
             target=self._loop, name="lightmem-consolidation", daemon=True
         )
-        self.runs = 0
         self.last_error: str | None = None
 
     def start(self) -> None:
@@ -78,7 +77,6 @@ class ConsolidationScheduler:
                     return
                 try:
                     self._run(user_id)
-                    self.runs += 1
                     self.last_error = None
                 except ConsolidationInProgress:
                     pass  # someone else is at it; the next trigger comes soon enough

@@ -120,10 +120,3 @@ class SLMController:
         people = list(known_people)
         output = self.model.call(ControllerOutput, **self._values(plan, people, now))
         return plan if output is None else refine(plan, output, people)
-
-    async def arefine(
-        self, plan: QueryPlan, *, known_people: Iterable[str], now: datetime
-    ) -> QueryPlan:
-        people = list(known_people)
-        output = await self.model.acall(ControllerOutput, **self._values(plan, people, now))
-        return plan if output is None else refine(plan, output, people)

@@ -219,8 +219,8 @@ class RecordStore(Protocol):
         just after it in the same session (``None`` at a session's edge)."""
         ...
 
-    def mark_all_pending(self, user_id: str | None = None) -> int:
-        """Mark memories (of one user, or all) as needing their vectors again; the count."""
+    def mark_all_pending(self) -> int:
+        """Mark every memory as needing its vector again (a reindex); the count."""
         ...
 
     def pending_ids(self, memory_ids: Sequence[str]) -> set[str]:

@@ -439,15 +439,9 @@ class SQLiteRecordStore:
                 [(array("f", v).tobytes(), p.memory_id, p.text) for p, v in indexed],
             )
 
-    def mark_all_pending(self, user_id: str | None = None) -> int:
+    def mark_all_pending(self) -> int:
         with self._write() as cur:
-            if user_id is None:
-                cur.execute("UPDATE memories SET indexed = 0, embedding = NULL")
-            else:
-                cur.execute(
-                    "UPDATE memories SET indexed = 0, embedding = NULL WHERE user_id = ?",
-                    (user_id,),
-                )
+            cur.execute("UPDATE memories SET indexed = 0, embedding = NULL")
             return cur.rowcount
 
     def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:

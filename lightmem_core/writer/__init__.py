@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .._tokens import approx_token_count
 from .._types import Memory, Turn
@@ -42,6 +42,7 @@ class Writer(Protocol):
     def write(self, turn: Turn) -> list[MemoryDraft]: ...
 
 
+@runtime_checkable
 class NearbyWriter(Writer, Protocol):
     """A writer that sees the user's nearby MTM entries (see :class:`Writer`)."""
 
