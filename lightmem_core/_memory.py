@@ -86,6 +86,20 @@ _LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commi
 _HOST = socket.gethostname()
 
 
+def _check_backend(backend: object, contract: type, name: str) -> None:
+    """A backend given to ``LightMem`` must satisfy its contract: checked once, here."""
+    if backend is not None and not isinstance(backend, contract):
+        missing = sorted(
+            attr
+            for attr in dir(contract)
+            if not attr.startswith("_") and not hasattr(backend, attr)
+        )
+        raise ConfigurationError(
+            f"{name}= must be a {contract.__name__}; {type(backend).__name__} lacks "
+            f"{', '.join(missing) or 'part of it'}"
+        )
+
+
 @dataclass(slots=True)
 class _Tally:
     """What a consolidation run over several users did, added up."""
@@ -143,11 +157,18 @@ class LightMem:
             default (the steps above) whenever its model fails. Default: no model.
         token_counter: counts prompt tokens for budgets (default: a fast estimator).
         reindex: rebuild the vector index on open (needed after changing the embedder).
+        records: the record store, any :class:`~lightmem_core.store.RecordStore` (default: a
+            :class:`~lightmem_core.store.SQLiteRecordStore` in ``path``). ``LightMem`` closes
+            it when it closes.
+        vectors: the vector index, any :class:`~lightmem_core.store.VectorIndex` (default:
+            Chroma, embedded in ``path`` and shared by the processes on it, or the server of
+            ``chroma_url``). ``LightMem`` closes it when it closes.
 
     Raises:
         StoreNotWritable: ``path`` cannot be created or written.
         EmbeddingDimensionMismatch: the embedder does not match the existing index.
-        ConfigurationError: an option is unknown or invalid.
+        ConfigurationError: an option is unknown or invalid, or a backend given as
+            ``records=`` / ``vectors=`` does not satisfy its contract.
     """
 
     def __init__(
@@ -162,6 +183,8 @@ class LightMem:
         slm: Any = None,
         token_counter: TokenCounter | None = None,
         reindex: bool = False,
+        records: RecordStore | None = None,
+        vectors: VectorIndex | None = None,
         **options: Any,
     ) -> None:
         base = config or LightMemConfig()
@@ -171,9 +194,13 @@ class LightMem:
         # Before any of the user's data is on the heap: Chroma's HNSW files can carry
         # recycled memory (see _heap.py).
         overwrite_freed_memory()
+        _check_backend(records, RecordStore, "records")
+        _check_backend(vectors, VectorIndex, "vectors")
+        if vectors is not None and self.config.chroma_server is not None:
+            raise ConfigurationError("give vectors= or a Chroma server, not both")
         self._make_private_dir(self.path)
         try:
-            self._records: RecordStore = SQLiteRecordStore(
+            self._records: RecordStore = records or SQLiteRecordStore(
                 self.path / "records.sqlite3",
                 synchronous=self.config.sqlite_synchronous,
                 busy_timeout_s=self.config.busy_timeout_s,
@@ -181,7 +208,7 @@ class LightMem:
         except BaseException:
             self._abandon()
             raise
-        self._vectors_handle: VectorIndex | None = None
+        self._vectors_handle: VectorIndex | None = vectors
         self._vectors_lock = threading.Lock()
         try:
             self._embedder = resolve_embedder(

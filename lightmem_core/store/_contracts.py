@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .._types import Memory, Status, Tier, Turn
 
@@ -154,6 +154,7 @@ class ConsolidationChanges:
     """The run's clock (``consolidated_at`` of the entries taken in)."""
 
 
+@runtime_checkable
 class RecordStore(Protocol):
     """The record of truth: turns, memories, provenance and full-text search."""
 
@@ -355,6 +356,7 @@ class RecordStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class VectorIndex(Protocol):
     """A vector index derived from the record store, one namespace per user."""
 
