@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import threading
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,6 @@ from . import _validation as check
 from ._config import LightMemConfig
 from ._errors import (
     ConfigurationError,
-    ConsolidationInProgress,
     DuplicateTurnId,
     EmbeddingDimensionMismatch,
     InvalidArgument,
@@ -48,13 +44,9 @@ from ._types import (
 from .consolidation import (
     Abstractor,
     ConsolidationScheduler,
-    ConsolidationSettings,
     LocalAbstractor,
-    StoreHandler,
-    adrive,
-    consolidate_user,
-    drive,
 )
+from .consolidation.coordinator import Consolidator
 from .consolidation.shared import SHARED_USER
 from .embedding import Embedder, resolve_embedder
 from .retrieval import (
@@ -82,8 +74,6 @@ logger = logging.getLogger("lightmem")
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
 _TOKEN_CACHE_SIZE = 200_000
-_LEASE = timedelta(minutes=2)  # a consolidation renews its lease at every commit
-_HOST = socket.gethostname()
 
 
 def _check_backend(backend: object, contract: type, name: str) -> None:
@@ -97,43 +87,6 @@ def _check_backend(backend: object, contract: type, name: str) -> None:
         raise ConfigurationError(
             f"{name}= must be a {contract.__name__}; {type(backend).__name__} lacks "
             f"{', '.join(missing) or 'part of it'}"
-        )
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What a consolidation run over several users did, added up."""
-
-    dry_run: bool
-    counts: Counter[str] = field(default_factory=Counter)
-    users: int = 0
-    model_calls: int = 0
-    skipped: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def add(self, counts: Counter[str], model_calls: int) -> None:
-        self.counts += counts
-        self.users += 1
-        self.model_calls += model_calls
-
-    def report(self) -> ConsolidationReport:
-        c = self.counts
-        return ConsolidationReport(
-            users=self.users,
-            entries=c["entries"],
-            new=c["new"],
-            merged=c["merged"],
-            superseded=c["superseded"],
-            linked=c["linked"],
-            reactivated=c["reactivated"],
-            archived=c["archived"],
-            deleted=c["deleted"],
-            evicted=c["evicted"],
-            shared=c["shared"],
-            seconds=time.perf_counter() - self.started,
-            model_calls=self.model_calls,
-            dry_run=self.dry_run,
-            skipped=tuple(self.skipped),
         )
 
 
@@ -224,9 +177,7 @@ class LightMem:
             ltm_boost=self.config.ltm_boost, superseded_penalty=self.config.superseded_penalty
         )
         self._abstractor: Abstractor = abstractor or LocalAbstractor()
-        self._consolidating: dict[str, threading.Lock] = {}
-        self._consolidating_guard = threading.Lock()
-        self._lease_owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._scheduler_lock = threading.Lock()
         if self.config.cross_encoder is not None:
             from .retrieval.cross_encoder import CrossEncoderReranker
 
@@ -261,6 +212,15 @@ class LightMem:
             lambda: self._embedder,
             batch_size=self.config.embed_batch_size,
             on_first_vector=self._check_dimension,
+        )
+        self._consolidator = Consolidator(
+            records=self._records,
+            vectors=self._vectors,
+            indexer=self._indexer,
+            embedder=self._embedder,
+            abstractor=self._abstractor,
+            config=self.config,
+            speakers=lambda user: self._searcher.speakers(user),
         )
         self._searcher = Searcher(
             records=self._records,
@@ -874,9 +834,10 @@ class LightMem:
         Returns a receipt of what was removed. Forgetting an unknown user removes nothing."""
         self._ensure_open()
         user = check.user_id(user_id)
-        with self._consolidating_guard:
-            lock = self._consolidating.setdefault(user, threading.Lock())
-        with lock, self._indexer.exclusive():  # a running consolidation finishes first
+        with (
+            self._consolidator.lock_of(user),
+            self._indexer.exclusive(),
+        ):  # a running consolidation finishes first
             deleted = self._records.delete_user(user)
             vectors = self._vectors().delete_user(user)
             if deleted.shared:
@@ -920,18 +881,9 @@ class LightMem:
         """
         self._ensure_open()
         users, clock = self._consolidation_targets(user_id, now)
-        tally = _Tally(dry_run=dry_run)
-        for user in users:
-            run = self._begin_or_skip(user, clock, dry_run, progress, tally, explicit=user_id)
-            if run is None:
-                continue
-            plan, handler = run
-            try:
-                counts = drive(plan, handler)
-            finally:
-                self._end_consolidation(user, dry_run)
-            tally.add(counts, handler.model_calls)
-        return tally.report()
+        return self._consolidator.run(
+            users, now=clock, dry_run=dry_run, progress=progress, explicit=user_id
+        )
 
     async def aconsolidate(
         self,
@@ -945,20 +897,9 @@ class LightMem:
         in worker threads, an async abstractor awaited)."""
         self._ensure_open()
         users, clock = self._consolidation_targets(user_id, now)
-        tally = _Tally(dry_run=dry_run)
-        for user in users:
-            run = await asyncio.to_thread(
-                self._begin_or_skip, user, clock, dry_run, progress, tally, explicit=user_id
-            )
-            if run is None:
-                continue
-            plan, handler = run
-            try:
-                counts = await adrive(plan, handler.ahandle)
-            finally:
-                await asyncio.to_thread(self._end_consolidation, user, dry_run)
-            tally.add(counts, handler.model_calls)
-        return tally.report()
+        return await self._consolidator.arun(
+            users, now=clock, dry_run=dry_run, progress=progress, explicit=user_id
+        )
 
     def consolidation_backlog(self, user_id: str | None = None) -> int:
         """MTM entries not yet consolidated (for one user, or the whole store)."""
@@ -977,132 +918,12 @@ class LightMem:
         clock = check.timestamp(now, what="now") if now is not None else datetime.now(UTC)
         return users, clock
 
-    def _settings(self) -> ConsolidationSettings:
-        config = self.config
-        return ConsolidationSettings(
-            merge_similarity=config.merge_similarity,
-            link_similarity=config.link_similarity,
-            half_life=timedelta(days=config.decay_half_life_days),
-            archive_below=config.archive_below,
-            archive_ttl=timedelta(days=config.archive_ttl_days)
-            if config.archive_ttl_days is not None
-            else None,
-            mtm_capacity=config.mtm_capacity,
-        )
-
-    def _begin_or_skip(
-        self,
-        user: str,
-        now: datetime,
-        dry_run: bool,
-        progress: Callable[[int], None] | None,
-        tally: _Tally,
-        *,
-        explicit: str | None,
-    ) -> tuple[Any, StoreHandler] | None:
-        """Begin the user's run; a busy user is skipped (``None``) in a run over every user,
-        and an error when the caller named them."""
-        try:
-            return self._begin_consolidation(user, now, dry_run, progress)
-        except ConsolidationInProgress:
-            if explicit is not None:
-                raise
-            tally.skipped.append(user)
-            return None
-
-    def _begin_consolidation(
-        self,
-        user: str,
-        now: datetime,
-        dry_run: bool,
-        progress: Callable[[int], None] | None,
-    ) -> tuple[Any, StoreHandler]:
-        """Take the user (one run at a time: a lock here, a lease in the store for other
-        processes) and set up the plan and its handler."""
-        with self._consolidating_guard:
-            lock = self._consolidating.setdefault(user, threading.Lock())
-        if not lock.acquire(blocking=False):
-            raise ConsolidationInProgress(f"user {user!r} is being consolidated by another thread")
-        try:
-            if not dry_run:
-                self._renew_lease(user)
-                # Consolidation looks up long-term records by vector: the index must hold
-                # every one (a crash may have left some pending).
-                self._indexer.flush_user(user)
-            watermark, last_run = self._records.consolidation_state(user)
-            handler = StoreHandler(
-                user,
-                records=self._records,
-                vectors=self._vectors,
-                embedder=self._embedder,
-                abstractor=self._abstractor,
-                index_vectors=self._indexer.index_vectors,
-                now=now,
-                last_run=last_run,
-                clock=lambda: datetime.now(UTC),
-                dry_run=dry_run,
-                on_commit=(lambda: self._renew_lease(user)) if not dry_run else (lambda: None),
-                on_entries=progress or (lambda n: None),
-            )
-            if dry_run:
-                handler.preload_pending(self._embedder)
-            plan = consolidate_user(
-                user,
-                watermark=watermark,
-                since_last_run=last_run is not None,
-                now=now,
-                settings=self._settings(),
-                share_names=(user, *self._searcher.speakers(user))
-                if self.config.share_knowledge
-                else None,
-            )
-        except BaseException:
-            self._end_consolidation(user, dry_run, lock_only=dry_run)
-            raise
-        return plan, handler
-
-    def _end_consolidation(self, user: str, dry_run: bool, *, lock_only: bool = False) -> None:
-        try:
-            if not dry_run and not lock_only:
-                self._records.release_lease(user, self._lease_owner)
-        finally:
-            lock = self._consolidating.get(user)
-            if lock is not None and lock.locked():
-                lock.release()
-
-    def _renew_lease(self, user: str) -> None:
-        holder = self._records.acquire_lease(
-            user,
-            self._lease_owner,
-            until=datetime.now(UTC) + _LEASE,
-            holder_alive=self._lease_holder_alive,
-        )
-        if holder is not None:
-            raise ConsolidationInProgress(
-                f"user {user!r} is being consolidated by another process ({holder})"
-            )
-
-    def _lease_holder_alive(self, holder: str) -> bool:
-        """Whether the run holding a lease may still be running. A process of this host
-        that is gone (killed mid-run) holds nothing; other hosts' leases run out."""
-        host, _, rest = holder.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != _HOST or not pid_text.isdigit():
-            return True
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     def schedule_consolidation(self, user_id: str) -> None:
         """Consolidate the user soon, in the background: returns at once (no model, no
         database work on the caller's thread). Runs that overlap are skipped, not queued."""
         self._ensure_open()
         user = check.user_id(user_id)
-        with self._consolidating_guard:
+        with self._scheduler_lock:
             if self._scheduler is None:
                 self._scheduler = ConsolidationScheduler(self._scheduled_run)
                 self._scheduler.start()

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -370,7 +369,7 @@ def test_the_report_counts_the_abstractors_model_calls(tmp_path: Path) -> None:
 def test_two_runs_of_one_user_never_overlap(mem: LightMem) -> None:
     _alice_moves(mem)
     mem.add("bob", "I live in Rome.", speaker="Bob")
-    lock = mem._consolidating.setdefault("alice", threading.Lock())
+    lock = mem._consolidator.lock_of("alice")
     with lock:  # a run of alice in another thread
         with pytest.raises(ConsolidationInProgress):
             mem.consolidate("alice")

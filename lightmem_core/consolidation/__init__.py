@@ -3,6 +3,8 @@
 - :mod:`.abstractor`: candidate knowledge from MTM entries (:class:`LocalAbstractor`, no model).
 - :mod:`.plan`: one user's run as a generator of requests (pure decisions).
 - :mod:`.runner`: the sync and async drivers, and the handler that answers against the stores.
+- :mod:`.coordinator`: one run per user at a time (locks, leases across processes), and the
+  report over many users.
 - :mod:`.scheduler`: background runs every N turns or on a timer.
 
 Use it through :meth:`lightmem_core.LightMem.consolidate`.
