@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._types import Memory, Status, Tier
-from ..retrieval.pipeline import query_terms
+from ..retrieval.terms import query_terms
 from ..safety import flag_instructions
 from ..store import ConsolidationChanges, Evidence, NewRecord, RecordChange
 from .abstractor import KnowledgeCandidate

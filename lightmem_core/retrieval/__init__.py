@@ -10,10 +10,10 @@ from .pipeline import (
     cosine_scores,
     fuse,
     pack_to_budget,
-    query_terms,
     score_pool,
 )
 from .render import render_context
+from .terms import query_terms
 
 __all__ = [
     "Candidate",

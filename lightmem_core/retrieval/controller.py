@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from .pipeline import query_terms
+from .terms import query_terms
 
 __all__ = ["Intent", "QueryPlan", "TimeWindow", "plan_query", "warm_up", "window_around"]
 

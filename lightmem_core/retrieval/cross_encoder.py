@@ -16,7 +16,7 @@ from typing import Any
 from .._errors import ConfigurationError
 from .._types import Memory
 from .controller import QueryPlan
-from .pipeline import Candidate, LocalReranker, Reranker, _Scale
+from .pipeline import Candidate, LocalReranker, Reranker, Scale
 
 __all__ = ["CrossEncoderReranker"]
 
@@ -69,8 +69,8 @@ class CrossEncoderReranker:
             raw = model.predict(
                 [(plan.text, memories[i].text) for i, _ in head], show_progress_bar=False
             )
-        cross = _Scale(float(x) for x in raw)
-        base = _Scale(score for _, score in head)
+        cross = Scale(float(x) for x in raw)
+        base = Scale(score for _, score in head)
         blended = [
             (memory_id, base(score) + self.weight * cross(float(x)))
             for (memory_id, score), x in zip(head, raw, strict=True)

@@ -22,33 +22,11 @@ __all__ = [
     "Candidate",
     "LocalReranker",
     "Reranker",
+    "Scale",
     "fuse",
     "pack_to_budget",
-    "query_terms",
     "score_pool",
 ]
-
-# Function words carry no evidence for BM25 and make FTS5 score far more rows.
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves""".split()  # noqa: SIM905 - a word list reads better as text
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def query_terms(text: str, *, limit: int = 32) -> list[str]:
-    """The distinct content words of a query, lower-cased, in order of appearance."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and word not in _STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)[:limit]
 
 
 @dataclass(slots=True)
@@ -69,7 +47,7 @@ class Candidate:
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
-    scale = _Scale(scores.values())
+    scale = Scale(scores.values())
     return {key: scale(value) for key, value in scores.items()}
 
 
@@ -205,14 +183,14 @@ class LocalReranker:
     ) -> list[tuple[str, float]]:
         named = {p.casefold() for p in plan.people}
         pool = [c for c in candidates if c.memory_id in memories]
-        dense = _Scale([c.dense for c in pool] + [c.context_dense for c in pool])
-        lexical = _Scale([c.lexical for c in pool] + [c.context_lexical for c in pool])
+        dense = Scale([c.dense for c in pool] + [c.context_dense for c in pool])
+        lexical = Scale([c.lexical for c in pool] + [c.context_lexical for c in pool])
         # How much lexical evidence each session holds: a conversation about the topic.
         sessions: dict[str | None, float] = {}
         for candidate in pool:
             session = memories[candidate.memory_id].session_id
             sessions[session] = sessions.get(session, 0.0) + lexical(candidate.lexical)
-        session_scale = _Scale([v for k, v in sessions.items() if k is not None])
+        session_scale = Scale([v for k, v in sessions.items() if k is not None])
         # Recency matters when the query asks for it: rank candidates by time, newest = 1.
         recency: dict[str, float] = {}
         if plan.intent == "recent_episode":
@@ -267,7 +245,7 @@ def _current_first(
     return list(scores.items())
 
 
-class _Scale:
+class Scale:
     """Min-max normalisation fitted on a pool of scores, to [0, 1]. When every score is the
     same (a pool of one), each counts as fully present: 1. A missing score counts as 0."""
 

@@ -24,7 +24,8 @@ from ..consolidation.shared import SHARED_USER
 from ..safety import INSTRUCTION_LIKE
 from ..store import RecordStore, VectorFilter, VectorIndex
 from .controller import QueryPlan, TimeWindow, plan_query
-from .pipeline import Reranker, cosine_scores, fuse, pack_to_budget, query_terms, score_pool
+from .pipeline import Reranker, cosine_scores, fuse, pack_to_budget, score_pool
+from .terms import query_terms
 
 if TYPE_CHECKING:
     from .._indexer import VectorIndexer

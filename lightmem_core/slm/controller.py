@@ -17,7 +17,7 @@ from typing import get_args
 from pydantic import BaseModel, ConfigDict
 
 from ..retrieval.controller import Intent, QueryPlan, TimeWindow
-from ..retrieval.pipeline import query_terms
+from ..retrieval.terms import query_terms
 from .calls import RoleModel, clip
 
 __all__ = ["SLMController"]

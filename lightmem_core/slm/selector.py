@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .._types import Memory
 from ..retrieval.controller import QueryPlan
-from ..retrieval.pipeline import Candidate, Reranker, _Scale
+from ..retrieval.pipeline import Candidate, Reranker, Scale
 from .calls import RoleModel, clip, fit_lines
 from .prompts import quoted
 
@@ -65,7 +65,7 @@ def apply_selection(
         return None
     head = [(i, s) for i, s in ranked if i in set(shown) and i not in dropped]
     tail = [(i, s) for i, s in ranked if i not in set(shown)]
-    base = _Scale(s for _, s in head)
+    base = Scale(s for _, s in head)
     number = {memory_id: n for n, memory_id in enumerate(shown, start=1)}
     blended = []
     for memory_id, score in head:
