@@ -14,7 +14,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,6 @@ from .embedding import Embedder, resolve_embedder
 from .retrieval import (
     LocalReranker,
     Reranker,
-    query_terms,
 )
 from .retrieval.controller import warm_up
 from .retrieval.render import HEADER, memory_line, render_context, turn_line
@@ -65,7 +63,8 @@ from .store import (
     SQLiteRecordStore,
     VectorIndex,
 )
-from .writer import ExtractiveWriter, NearbyWriter, Writer
+from .writer import ExtractiveWriter, Writer
+from .writer.turns import parse_message, write_entries
 
 __all__ = ["LightMem"]
 
@@ -403,111 +402,29 @@ class LightMem:
         self._ensure_open()
         self._need_embedder()
         user = check.user_id(user_id)
-        turns = [self._turn(user, message, default_session=session_id) for message in messages]
+        turns = [
+            parse_message(
+                user,
+                message,
+                default_session=session_id,
+                max_content_chars=self.config.max_content_chars,
+                max_metadata_bytes=self.config.max_metadata_bytes,
+            )
+            for message in messages
+        ]
         if not turns:
             return []
         ids = [t.turn_id for t in turns]
         if len(set(ids)) != len(ids):
             repeated = sorted({i for i in ids if ids.count(i) > 1})
             raise DuplicateTurnId(f"turn_id {', '.join(map(repr, repeated))} repeated in one batch")
-        memories, replaced = self._write(user, turns)
+        memories, replaced = write_entries(self._writer, self._records, user, turns)
         self._records.add(turns, memories, replaces=replaced)
         self._indexer.notify(user)
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
         self._searcher.note_speakers(user, (t.speaker for t in turns if t.speaker))
         return turns
-
-    def _write(self, user: str, turns: Sequence[Turn]) -> tuple[list[Memory], list[str]]:
-        """The MTM entries of ``turns`` from the writer, and the ids of existing entries
-        they replace (merged by a model writer; each keeps its id and statistics)."""
-        now = datetime.now(UTC)
-        writer = self._writer
-        wants_nearby = isinstance(writer, NearbyWriter) and writer.nearby > 0
-        fresh: list[Memory] = []
-        merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
-        for turn in turns:
-            if wants_nearby and turn.role != "system":
-                assert isinstance(writer, NearbyWriter)
-                nearby = self._nearby_entries(user, turn.content, writer.nearby)
-                nearby = [merged.get(m.id, m) for m in nearby]
-                drafts = writer.write(turn, nearby)
-                known = {m.id: m for m in nearby}
-            else:
-                drafts, known = self._writer.write(turn), {}
-            for draft in drafts:
-                base = known.get(draft.merge_into) if draft.merge_into else None
-                if base is not None:
-                    merged[base.id] = known[base.id] = replace(
-                        base,
-                        kind=draft.kind,
-                        text=draft.text,
-                        timestamp=turn.timestamp,
-                        source_ids=tuple(dict.fromkeys([*base.source_ids, turn.turn_id])),
-                        metadata=flag_instructions({**base.metadata, **draft.metadata}, draft.text),
-                    )
-                    continue
-                fresh.append(
-                    Memory(
-                        id=uuid.uuid4().hex,
-                        user_id=user,
-                        tier=Tier.MTM,
-                        kind=draft.kind,
-                        text=draft.text,
-                        timestamp=turn.timestamp,
-                        session_id=turn.session_id,
-                        speaker=turn.speaker,
-                        source_ids=(turn.turn_id,),
-                        created_at=now,
-                        metadata=flag_instructions(draft.metadata, draft.text),
-                    )
-                )
-        return [*merged.values(), *fresh], list(merged)
-
-    def _nearby_entries(self, user: str, text: str, count: int) -> list[Memory]:
-        """The user's MTM entries most like ``text`` (BM25: cheap, and exact words are what
-        near-duplicates share)."""
-        found = self._records.lexical_search(
-            user, query_terms(text), limit=count, tiers=(Tier.MTM,)
-        )
-        memories = self._records.get_memories(user, [i for i, _ in found])
-        return [memories[i] for i, _ in found if i in memories]
-
-    def _turn(self, user: str, message: Mapping[str, Any], *, default_session: str | None) -> Turn:
-        if not isinstance(message, Mapping):
-            raise InvalidArgument(f"each message must be a mapping, got {type(message).__name__}")
-        unknown = set(message) - {
-            "content",
-            "role",
-            "session_id",
-            "timestamp",
-            "turn_id",
-            "speaker",
-            "metadata",
-        }
-        if unknown:
-            raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
-        session = message.get("session_id")
-        if session is None:
-            session = default_session
-        turn_id = message.get("turn_id")
-        timestamp = message.get("timestamp")
-        return Turn(
-            user_id=user,
-            turn_id=check.identifier(turn_id, what="turn_id")
-            if turn_id is not None
-            else uuid.uuid4().hex,
-            session_id=check.identifier(session, what="session_id")
-            if session is not None
-            else "default",
-            role=check.role(message.get("role", "user")),
-            content=check.content(message.get("content"), max_chars=self.config.max_content_chars),
-            timestamp=check.timestamp(timestamp) if timestamp is not None else datetime.now(UTC),
-            speaker=check.optional_text(message.get("speaker"), what="speaker"),
-            metadata=check.metadata(
-                message.get("metadata"), max_bytes=self.config.max_metadata_bytes
-            ),
-        )
 
     def remember(
         self,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _validation as check
 from .._errors import LightMemError
+from ..writer.turns import parse_message
 from ._common import CliError
 
 if TYPE_CHECKING:
@@ -216,7 +217,13 @@ def check_conversations(mem: LightMem, conversations: list[Conversation], *, sou
             if message.fields.get("turn_id") is None:
                 message.fields["turn_id"] = stable_turn_id(source, message.where, message.fields)
             try:
-                turn = mem._turn(conversation.user_id, message.fields, default_session=None)
+                turn = parse_message(
+                    conversation.user_id,
+                    message.fields,
+                    default_session=None,
+                    max_content_chars=mem.config.max_content_chars,
+                    max_metadata_bytes=mem.config.max_metadata_bytes,
+                )
             except LightMemError as err:
                 raise CliError(f"{source}: {message.where}: {err}. Nothing was stored.") from err
             if turn.turn_id in seen:

@@ -1,0 +1,121 @@
+"""From what ``add`` receives to what it stores: messages become validated :class:`Turn`\\ s,
+and turns become mid-term entries through the configured :class:`~lightmem_core.writer.Writer`
+(a :class:`~lightmem_core.writer.NearbyWriter` is shown the user's entries most like each
+turn, so it can merge a near-duplicate instead of adding another)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import _validation as check
+from .._errors import InvalidArgument
+from .._types import Memory, Tier, Turn
+from ..retrieval.terms import query_terms
+from ..safety import flag_instructions
+from ..store import RecordStore
+from . import NearbyWriter, Writer
+
+__all__ = ["MESSAGE_FIELDS", "parse_message", "write_entries"]
+
+MESSAGE_FIELDS = frozenset(
+    {"content", "role", "session_id", "timestamp", "turn_id", "speaker", "metadata"}
+)
+
+
+def parse_message(
+    user: str,
+    message: Mapping[str, Any],
+    *,
+    default_session: str | None,
+    max_content_chars: int,
+    max_metadata_bytes: int,
+) -> Turn:
+    """One message of ``add_many`` as a turn of ``user`` (already a checked id).
+
+    Raises:
+        InvalidArgument: (or a subclass) naming the field that is wrong.
+    """
+    if not isinstance(message, Mapping):
+        raise InvalidArgument(f"each message must be a mapping, got {type(message).__name__}")
+    unknown = set(message) - MESSAGE_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown message field(s): {', '.join(sorted(unknown))}")
+    session = message.get("session_id")
+    if session is None:
+        session = default_session
+    turn_id = message.get("turn_id")
+    timestamp = message.get("timestamp")
+    return Turn(
+        user_id=user,
+        turn_id=check.identifier(turn_id, what="turn_id")
+        if turn_id is not None
+        else uuid.uuid4().hex,
+        session_id=check.identifier(session, what="session_id")
+        if session is not None
+        else "default",
+        role=check.role(message.get("role", "user")),
+        content=check.content(message.get("content"), max_chars=max_content_chars),
+        timestamp=check.timestamp(timestamp) if timestamp is not None else datetime.now(UTC),
+        speaker=check.optional_text(message.get("speaker"), what="speaker"),
+        metadata=check.metadata(message.get("metadata"), max_bytes=max_metadata_bytes),
+    )
+
+
+def write_entries(
+    writer: Writer, records: RecordStore, user: str, turns: Sequence[Turn]
+) -> tuple[list[Memory], list[str]]:
+    """The MTM entries of ``turns`` from the writer, and the ids of existing entries
+    they replace (merged by a model writer; each keeps its id and statistics)."""
+    now = datetime.now(UTC)
+    wants_nearby = isinstance(writer, NearbyWriter) and writer.nearby > 0
+    fresh: list[Memory] = []
+    merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
+    for turn in turns:
+        if wants_nearby and turn.role != "system":
+            assert isinstance(writer, NearbyWriter)
+            nearby = _nearby_entries(records, user, turn.content, writer.nearby)
+            nearby = [merged.get(m.id, m) for m in nearby]
+            drafts = writer.write(turn, nearby)
+            known = {m.id: m for m in nearby}
+        else:
+            drafts, known = writer.write(turn), {}
+        for draft in drafts:
+            base = known.get(draft.merge_into) if draft.merge_into else None
+            if base is not None:
+                merged[base.id] = known[base.id] = replace(
+                    base,
+                    kind=draft.kind,
+                    text=draft.text,
+                    timestamp=turn.timestamp,
+                    source_ids=tuple(dict.fromkeys([*base.source_ids, turn.turn_id])),
+                    metadata=flag_instructions({**base.metadata, **draft.metadata}, draft.text),
+                )
+                continue
+            fresh.append(
+                Memory(
+                    id=uuid.uuid4().hex,
+                    user_id=user,
+                    tier=Tier.MTM,
+                    kind=draft.kind,
+                    text=draft.text,
+                    timestamp=turn.timestamp,
+                    session_id=turn.session_id,
+                    speaker=turn.speaker,
+                    source_ids=(turn.turn_id,),
+                    created_at=now,
+                    metadata=flag_instructions(draft.metadata, draft.text),
+                )
+            )
+    return [*merged.values(), *fresh], list(merged)
+
+
+def _nearby_entries(records: RecordStore, user: str, text: str, count: int) -> list[Memory]:
+    """The user's MTM entries most like ``text`` (BM25: cheap, and exact words are what
+    near-duplicates share)."""
+    found = records.lexical_search(user, query_terms(text), limit=count, tiers=(Tier.MTM,))
+    memories = records.get_memories(user, [i for i, _ in found])
+    return [memories[i] for i, _ in found if i in memories]
