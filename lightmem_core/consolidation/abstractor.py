@@ -17,12 +17,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
+from .._types import Memory
 from ..store import Evidence
 from .shared import is_general
 
-__all__ = ["Abstractor", "KnowledgeCandidate", "LocalAbstractor"]
+if TYPE_CHECKING:
+    from .plan import Judgement
+
+__all__ = [
+    "Abstractor",
+    "AsyncAbstractor",
+    "AsyncJudgingAbstractor",
+    "CountsModelCalls",
+    "JudgingAbstractor",
+    "KnowledgeCandidate",
+    "LocalAbstractor",
+]
 
 Kind = Literal["fact", "preference", "plan", "event"]
 
@@ -75,6 +87,42 @@ class Abstractor(Protocol):
     """
 
     def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...
+
+
+# The optional capabilities of an abstractor, each a protocol of its own, checked once when
+# a run starts (runtime-checkable: ``isinstance`` sees whether the members are there).
+
+
+@runtime_checkable
+class CountsModelCalls(Protocol):
+    """Keeps a running count of the model calls it made."""
+
+    model_calls: int
+
+
+@runtime_checkable
+class AsyncAbstractor(Protocol):
+    """Has an ``aabstract`` coroutine, which ``aconsolidate`` awaits."""
+
+    async def aabstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...
+
+
+@runtime_checkable
+class JudgingAbstractor(Protocol):
+    """Decides how a candidate relates to the records like it (a model consolidator)."""
+
+    def judge(
+        self, candidate: KnowledgeCandidate, records: Sequence[Memory]
+    ) -> Judgement | None: ...
+
+
+@runtime_checkable
+class AsyncJudgingAbstractor(Protocol):
+    """Has an ``ajudge`` coroutine, which ``aconsolidate`` awaits."""
+
+    async def ajudge(
+        self, candidate: KnowledgeCandidate, records: Sequence[Memory]
+    ) -> Judgement | None: ...
 
 
 # --- sentences worth keeping -------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from .._types import Memory, Status, Tier
 from ..retrieval.terms import query_terms
@@ -139,7 +139,7 @@ class Judgement:
     """What to do with a candidate: ``merge`` into or ``supersede`` ``target`` (one of the
     records shown), or add it as ``new``."""
 
-    action: str
+    action: Literal["merge", "supersede", "new"]
     target: str | None = None
 
 
@@ -188,6 +188,23 @@ class Commit:
 
     finished: bool = False
     """The run's last commit: re-activation is counted from now on."""
+
+
+#: Every request a plan yields; the handler answers each (a ``match`` checked complete).
+Request = (
+    NewEvidence
+    | Reactivated
+    | Abstract
+    | Embed
+    | Similar
+    | Judge
+    | SameSlot
+    | Citing
+    | Due
+    | Evictable
+    | Apply
+    | Commit
+)
 
 
 # --- arithmetic of belief ---------------------------------------------------------------------

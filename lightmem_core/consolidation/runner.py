@@ -11,17 +11,22 @@ a commit writes them in one transaction and puts the new records' vectors in the
 from __future__ import annotations
 
 import asyncio
-import inspect
 from array import array
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from .._types import Memory, Status, Tier
 from ..embedding import Embedder
 from ..store import ConsolidationChanges, PendingVector, RecordStore, VectorFilter, VectorIndex
-from .abstractor import Abstractor
+from .abstractor import (
+    Abstractor,
+    AsyncAbstractor,
+    AsyncJudgingAbstractor,
+    CountsModelCalls,
+    JudgingAbstractor,
+)
 from .plan import (
     Abstract,
     Apply,
@@ -34,6 +39,7 @@ from .plan import (
     Judgement,
     NewEvidence,
     Reactivated,
+    Request,
     SameSlot,
     Similar,
 )
@@ -115,6 +121,11 @@ class StoreHandler:
         self._vectors = vectors
         self._embedder = embedder
         self._abstractor = abstractor
+        # Its optional capabilities, found once (see abstractor.py's protocols).
+        self._aabstract = abstractor.aabstract if isinstance(abstractor, AsyncAbstractor) else None
+        self._judging = abstractor.judge if isinstance(abstractor, JudgingAbstractor) else None
+        self._ajudge = abstractor.ajudge if isinstance(abstractor, AsyncJudgingAbstractor) else None
+        self._counts_calls = isinstance(abstractor, CountsModelCalls)
         self._index_vectors = index_vectors
         self._now = now
         self._last_run = last_run
@@ -153,31 +164,54 @@ class StoreHandler:
 
     # --- dispatch -------------------------------------------------------------------------------
 
-    def __call__(self, request: Any) -> Any:
-        handler = getattr(self, "_" + type(request).__name__.lower(), None)
-        if handler is None:
-            raise TypeError(f"unknown consolidation request {request!r}")
-        return handler(request)
+    def __call__(self, request: Request) -> Any:
+        match request:
+            case NewEvidence():
+                return self._newevidence(request)
+            case Reactivated():
+                return self._reactivated(request)
+            case Abstract():
+                return self._abstract(request)
+            case Judge():
+                return self._judge(request)
+            case Embed():
+                return self._embed(request)
+            case Similar():
+                return self._similar(request)
+            case SameSlot():
+                return self._sameslot(request)
+            case Citing():
+                return self._citing(request)
+            case Due():
+                return self._due(request)
+            case Evictable():
+                return self._evictable(request)
+            case Apply():
+                return self._apply(request)
+            case Commit():
+                return self._commit(request)
+            case _:
+                assert_never(request)
 
-    async def ahandle(self, request: Any) -> Any:
+    async def ahandle(self, request: Request) -> Any:
         """The async face: a coroutine abstractor (``aabstract``, ``ajudge``) is awaited,
         store work runs in a thread."""
-        if isinstance(request, Abstract | Judge):
-            name = "aabstract" if isinstance(request, Abstract) else "ajudge"
-            method = getattr(self._abstractor, name, None)
-            if method is not None and inspect.iscoroutinefunction(method):
-                before = self._abstractor_calls()
-                if isinstance(request, Abstract):
-                    found = await method(request.evidence)
-                else:
-                    found = await method(request.candidate, request.records)
-                self.model_calls += self._abstractor_calls() - before
-                return found
-        return await asyncio.to_thread(self, request)
+        if isinstance(request, Abstract) and self._aabstract is not None:
+            before = self._abstractor_calls()
+            found: Any = await self._aabstract(request.evidence)
+        elif isinstance(request, Judge) and self._ajudge is not None:
+            before = self._abstractor_calls()
+            found = await self._ajudge(request.candidate, request.records)
+        else:
+            return await asyncio.to_thread(self, request)
+        self.model_calls += self._abstractor_calls() - before
+        return found
 
     def _abstractor_calls(self) -> int:
-        """The abstractor's own count of model calls (``model_calls``), if it keeps one."""
-        calls = getattr(self._abstractor, "model_calls", 0)
+        """The abstractor's own count of model calls, if it keeps one."""
+        if not self._counts_calls:
+            return 0
+        calls = getattr(self._abstractor, "model_calls", 0)  # CountsModelCalls
         return calls if isinstance(calls, int) else 0
 
     # --- reads ------------------------------------------------------------------------------------
@@ -204,11 +238,10 @@ class StoreHandler:
 
     def _judge(self, request: Judge) -> Judgement | None:
         """A model consolidator's ``judge(candidate, records)``; the rules decide without."""
-        judge = getattr(self._abstractor, "judge", None)
-        if judge is None:
+        if self._judging is None:
             return None
         before = self._abstractor_calls()
-        found: Judgement | None = judge(request.candidate, request.records)
+        found = self._judging(request.candidate, request.records)
         self.model_calls += self._abstractor_calls() - before
         return found
 
