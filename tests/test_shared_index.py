@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-from multiprocessing.connection import Connection
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, answer_challenge
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,10 @@ def test_a_caller_without_the_key_is_refused(tmp_path: Path) -> None:
         sock = socket.socket(socket.AF_UNIX)
         sock.connect(address)
         stranger = Connection(sock.detach())
-        stranger.send_bytes(b"not the key")
-        stranger.send(("lightmem", "count", ("u",), {}))
-        with pytest.raises((EOFError, OSError)):  # hung up on, unanswered
+        with pytest.raises(AuthenticationError):  # the host's challenge, answered wrongly
+            answer_challenge(stranger, b"not the key")
+        with pytest.raises((EOFError, OSError)):  # and hung up on
+            stranger.send(("lightmem", "count", ("u",), {}))
             stranger.recv()
         stranger.close()
         assert mem.stats("u")["vectors"] == 1  # the host serves on

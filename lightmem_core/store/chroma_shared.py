@@ -5,9 +5,10 @@ graph in memory, and two writing the same files overwrite each other's vectors. 
 process at a time *hosts* the index. It holds the store's lock (``<store>/.lock``, an
 ``flock`` the kernel drops when the process ends, however it ends), opens Chroma itself, and
 answers the other processes' calls on a Unix socket (no network port; the messages are
-``multiprocessing.connection`` frames). Each connection starts with a fresh key that the
-host writes, with the socket's address, into the lock file (0600 in the 0700 store folder:
-only the store's owner can read it). Every other process is a *guest* and forwards each
+``multiprocessing.connection`` frames). Each connection starts with a challenge-response
+(``multiprocessing.connection``'s HMAC handshake, the one behind ``authkey=``) on a fresh key
+that the host writes, with the socket's address, into the lock file (0600 in the 0700 store
+folder: only the store's owner can read it); the key itself never crosses the socket. Every other process is a *guest* and forwards each
 call to the host, with time limits: a stopped host cannot hang its guests.
 
 When the host goes (it closes the store, exits, or is killed), the first guest to notice
@@ -19,7 +20,6 @@ simply made again. A process on its own is the host: its calls go straight to Ch
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -30,7 +30,12 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from multiprocessing.connection import Connection
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import (
+    Connection,
+    answer_challenge,
+    deliver_challenge,
+)
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +112,9 @@ class _Host:
         while True:
             try:
                 sock, _ = self._listener.accept()
+                # The handshake must not hold a thread forever: a caller that does not
+                # answer in time is dropped (the limit is lifted once it has answered).
+                _receive_timeout(sock, _KEY_TIMEOUT_S)
                 connection = Connection(sock.detach())
             except Exception:  # a caller that hung up at once, or the listener closed
                 if self._closing:
@@ -125,12 +133,14 @@ class _Host:
 
     def _serve(self, connection: Connection) -> None:
         try:
-            # The caller's first message is the key: it read the lock file, so it is the
+            # A caller that can answer the challenge read the lock file, so it is the
             # store's owner (the folder's permissions already keep everyone else out).
-            if not connection.poll(_KEY_TIMEOUT_S):
+            try:
+                deliver_challenge(connection, self._key)
+            except (AuthenticationError, OSError, EOFError):
                 return
-            if not hmac.compare_digest(connection.recv_bytes(64), self._key):
-                return
+            with socket.socket(fileno=os.dup(connection.fileno())) as sock:
+                _receive_timeout(sock, 0.0)
             while True:
                 prefix, name, args, kwargs = connection.recv()
                 try:
@@ -177,6 +187,15 @@ class _Host:
                 index.close()
             self._indexes.clear()
         os.close(self.lock_fd)  # releases the lock: a guest may host now
+
+
+def _receive_timeout(sock: socket.socket, seconds: float) -> None:
+    """How long a read on the socket may wait (0: for ever). Set on the socket itself, in
+    the kernel: the frames are read with read(2), which Python's own timeouts do not
+    govern."""
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
 
 def _shut_down(connection: Connection) -> None:
@@ -234,11 +253,17 @@ class _Guest:
                 timeval = struct.pack("ll", seconds, microseconds)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
                 sock.connect(self.address)
+                _receive_timeout(sock, self.timeout_s)  # a stopped host cannot answer
                 connection = Connection(sock.detach())
-                connection.send_bytes(self._key)
+                answer_challenge(connection, self._key)
+                with socket.socket(fileno=os.dup(connection.fileno())) as plain:
+                    _receive_timeout(plain, 0.0)  # answers are waited for with poll()
             except (BlockingIOError, TimeoutError):  # connect timed out: nobody accepts
                 sock.close()
                 raise self._not_answering() from None
+            except AuthenticationError as err:  # a host whose key is not the lock file's
+                sock.close()
+                raise _HostGone from err
             except OSError as err:  # refused, reset, or nobody there
                 sock.close()
                 raise _HostGone from err
