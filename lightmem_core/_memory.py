@@ -363,7 +363,8 @@ class LightMem:
         speaker: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Turn:
-        """Store one turn and its mid-term entries. Durable when it returns; calls no model.
+        """Store one turn and its mid-term entries. Durable when it returns; calls no model
+        unless a model drives the writer role (``slm=``).
 
         The turn is searchable at once (read-your-writes); its vectors are computed in the
         background, in batches.
@@ -960,9 +961,30 @@ class LightMem:
 
     # --- async twins ----------------------------------------------------------------------
 
-    async def aadd(self, user_id: str, content: str, **kwargs: Any) -> Turn:
+    async def aadd(
+        self,
+        user_id: str,
+        content: str,
+        *,
+        role: str = "user",
+        session_id: str | None = None,
+        timestamp: datetime | str | float | None = None,
+        turn_id: str | None = None,
+        speaker: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Turn:
         """Async :meth:`add`."""
-        return await asyncio.to_thread(self.add, user_id, content, **kwargs)
+        return await asyncio.to_thread(
+            self.add,
+            user_id,
+            content,
+            role=role,
+            session_id=session_id,
+            timestamp=timestamp,
+            turn_id=turn_id,
+            speaker=speaker,
+            metadata=metadata,
+        )
 
     async def aadd_many(
         self, user_id: str, messages: Iterable[Mapping[str, Any]], *, session_id: str | None = None
@@ -972,21 +994,77 @@ class LightMem:
             self.add_many, user_id, list(messages), session_id=session_id
         )
 
-    async def aremember(self, user_id: str, text: str, **kwargs: Any) -> Memory:
+    async def aremember(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        kind: str = "fact",
+        timestamp: datetime | str | float | None = None,
+        source_ids: Sequence[str] | None = (),
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> Memory:
         """Async :meth:`remember`."""
-        return await asyncio.to_thread(self.remember, user_id, text, **kwargs)
+        return await asyncio.to_thread(
+            self.remember,
+            user_id,
+            text,
+            kind=kind,
+            timestamp=timestamp,
+            source_ids=source_ids,
+            metadata=metadata,
+            key=key,
+        )
 
-    async def asearch(self, user_id: str, query: str, **kwargs: Any) -> SearchResults:
+    async def asearch(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        now: datetime | str | float | None = None,
+        tiers: Sequence[Tier | str] | None = None,
+    ) -> SearchResults:
         """Async :meth:`search`."""
-        return await asyncio.to_thread(self.search, user_id, query, **kwargs)
+        return await asyncio.to_thread(
+            self.search, user_id, query, k=k, token_budget=token_budget, now=now, tiers=tiers
+        )
 
-    async def arecent(self, user_id: str, **kwargs: Any) -> list[Turn]:
+    async def arecent(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        token_budget: int | None = None,
+        limit: int | None = None,
+    ) -> list[Turn]:
         """Async :meth:`recent`."""
-        return await asyncio.to_thread(self.recent, user_id, **kwargs)
+        return await asyncio.to_thread(
+            self.recent, user_id, session_id=session_id, token_budget=token_budget, limit=limit
+        )
 
-    async def aget_context(self, user_id: str, query: str, **kwargs: Any) -> str:
+    async def aget_context(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        token_budget: int | None = None,
+        session_id: str | None = None,
+        now: datetime | str | float | None = None,
+        k: int | None = None,
+    ) -> str:
         """Async :meth:`get_context`."""
-        return await asyncio.to_thread(self.get_context, user_id, query, **kwargs)
+        return await asyncio.to_thread(
+            self.get_context,
+            user_id,
+            query,
+            token_budget=token_budget,
+            session_id=session_id,
+            now=now,
+            k=k,
+        )
 
     async def acontext(
         self,
