@@ -502,7 +502,9 @@ class PrecomputedEmbedder:
 
 
 def pct(samples: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples, dtype=float), q)) if samples else float("nan")
+    """The benchmarks' one percentile (``_common.percentile``), NaN for no samples."""
+    found = _common.percentile(samples, q)
+    return float("nan") if found is None else found
 
 
 def summary_ms(samples_s: Sequence[float]) -> dict[str, Any]:
