@@ -7,6 +7,7 @@ All are small frozen dataclasses. ``to_dict()`` gives JSON-serialisable data (us
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -238,8 +239,8 @@ class ForgetReceipt:
     """Entries removed per tier (``mtm``, ``ltm``)."""
     vectors: int
     """Vectors removed from the vector index."""
-    fts_rows: int
-    """Rows removed from the full-text index."""
+    lexical_rows: int
+    """Rows removed from the lexical (full-text) index."""
     completed_at: datetime
     remaining: tuple[str, ...] = ()
     """What may still hold traces of the user that LightMem could not scrub, in words (a
@@ -252,13 +253,21 @@ class ForgetReceipt:
     def total(self) -> int:
         return self.turns + sum(self.memories.values())
 
+    @property
+    def fts_rows(self) -> int:
+        """Deprecated name of :attr:`lexical_rows` (a backend need not use FTS)."""
+        warnings.warn(
+            "ForgetReceipt.fts_rows is now lexical_rows", DeprecationWarning, stacklevel=2
+        )
+        return self.lexical_rows
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
             "turns": self.turns,
             "memories": dict(self.memories),
             "vectors": self.vectors,
-            "fts_rows": self.fts_rows,
+            "lexical_rows": self.lexical_rows,
             "completed_at": self.completed_at.isoformat(),
             "remaining": list(self.remaining),
             "shared": self.shared,

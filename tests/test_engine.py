@@ -248,7 +248,9 @@ def test_forget_receipt_and_total_erasure(tmp_path: Path) -> None:
         assert receipt.turns == 2
         assert receipt.memories == {"mtm": 2, "ltm": 1}
         assert receipt.vectors == 3
-        assert receipt.fts_rows == 3
+        assert receipt.lexical_rows == 3
+        with pytest.warns(DeprecationWarning, match="lexical_rows"):
+            assert receipt.fts_rows == 3  # the old name, for one release
         assert receipt.total == 5
         assert mem.search("bob", "rock")[0].source_ids == ("t1",)  # others untouched
         assert mem.forget("alice").total == 0  # idempotent

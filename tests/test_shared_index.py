@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from contextlib import suppress
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, answer_challenge
 from pathlib import Path
@@ -51,8 +52,9 @@ def test_a_caller_without_the_key_is_refused(tmp_path: Path) -> None:
         stranger = Connection(sock.detach())
         with pytest.raises(AuthenticationError):  # the host's challenge, answered wrongly
             answer_challenge(stranger, b"not the key")
-        with pytest.raises((EOFError, OSError)):  # and hung up on
+        with suppress(OSError):  # the host may have hung up already
             stranger.send(("lightmem", "count", ("u",), {}))
+        with pytest.raises((EOFError, OSError)):  # hung up on, unanswered
             stranger.recv()
         stranger.close()
         assert mem.stats("u")["vectors"] == 1  # the host serves on

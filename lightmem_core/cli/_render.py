@@ -103,7 +103,7 @@ def receipt_line(receipt: ForgetReceipt) -> str:
         f"Forgot user {receipt.user_id!r}: {plural(receipt.turns, 'turn')}, "
         f"{plural(memories, 'memory', 'memories')}"
         + (f" ({per_tier})" if per_tier else "")
-        + f", {plural(receipt.vectors, 'vector')}, {plural(receipt.fts_rows, 'full-text row')}"
+        + f", {plural(receipt.vectors, 'vector')}, {plural(receipt.lexical_rows, 'full-text row')}"
         f"; completed {receipt.completed_at.isoformat(timespec='seconds')}"
     )
 

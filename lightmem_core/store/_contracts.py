@@ -89,7 +89,8 @@ class DeletedCounts:
 
     turns: int
     memories: dict[str, int]
-    fts_rows: int
+    lexical_rows: int
+    """Rows removed from the lexical index (whatever the backend's full-text search is)."""
     shared: tuple[str, ...] = ()
     """Shared-knowledge records deleted because no other user stated them."""
 

@@ -487,7 +487,7 @@ class SQLiteRecordStore:
         return DeletedCounts(
             turns=turns,
             memories={"mtm": tiers.get("mtm", 0), "ltm": tiers.get("ltm", 0)},
-            fts_rows=fts,
+            lexical_rows=fts,
             shared=tuple(shared),
         )
 
