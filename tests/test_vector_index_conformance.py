@@ -156,7 +156,7 @@ class VectorIndexMachine(RuleBasedStateMachine):
 
 
 def test_vector_index_conformance(make_index: Callable[[], VectorIndex]) -> None:
-    machine = type("Machine", (VectorIndexMachine,), {"make": staticmethod(make_index)})
+    machine: Any = type("Machine", (VectorIndexMachine,), {"make": staticmethod(make_index)})
     machine.TestCase.settings = settings(
         max_examples=20,
         stateful_step_count=16,
