@@ -225,6 +225,7 @@ class SQLiteRecordStore:
                 isolation_level=None,  # explicit transactions only
                 check_same_thread=False,  # one per thread, but close() may run elsewhere
             )
+            conn.row_factory = sqlite3.Row  # rows read by column name
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -291,15 +292,17 @@ class SQLiteRecordStore:
             raise self._translate(err) from err
 
     def _translate(self, err: sqlite3.Error) -> StorageError:
+        """A typed error for an SQLite error, told apart by its result code."""
         text = str(err)
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
+        code = getattr(err, "sqlite_errorname", "") or ""  # SQLITE_NOTADB, SQLITE_BUSY...
+        if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
             return StorageError(
                 f"the record store at {self.path} is damaged or is not a LightMem store "
                 f"({text}); restore it from a backup, or move it away to start afresh"
             )
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
+        if code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
             return StoreNotWritable(f"the record store at {self.path} is not writable: {text}")
-        if "locked" in text or "busy" in text:
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return StorageError(
                 f"the record store at {self.path} stayed locked by another writer for "
                 f"{self._busy_timeout_s:g}s; raise busy_timeout_s or reduce concurrent writers"
@@ -352,8 +355,11 @@ class SQLiteRecordStore:
                     )
                     self._insert_memory(cur, memory, position)
         except sqlite3.IntegrityError as err:
-            if "turns.user_id, turns.turn_id" in str(err):
-                taken = self._taken_turn_ids(turns)
+            # A unique turn id taken (or repeated in the batch), rather than another
+            # constraint: asked of the database, not read from the message.
+            ids = [(t.user_id, t.turn_id) for t in turns]
+            taken = self._taken_turn_ids(turns)
+            if taken or len(set(ids)) != len(ids):
                 raise DuplicateTurnId(
                     f"turn_id {', '.join(map(repr, taken)) or '(repeated in the batch)'} "
                     "already exists for this user; turn ids must be unique per user"
@@ -593,36 +599,37 @@ class SQLiteRecordStore:
     _MEMORY_COLUMNS = (
         "m.id, m.user_id, m.tier, m.kind, m.text, m.ts, m.session_id, m.speaker, "
         "m.created_at, m.access_count, m.last_accessed, m.metadata, "
-        "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id), "
+        "(SELECT group_concat(s.turn_id, char(31)) FROM memory_sources s WHERE s.memory_id = m.id) "
+        "AS sources, "
         "m.status, m.confidence, m.support, m.slot, m.valid_from, m.valid_to, m.superseded_by, "
         "m.last_supported, m.key"
     )
 
     @staticmethod
-    def _memory(row: Sequence[Any]) -> Memory:
+    def _memory(row: sqlite3.Row) -> Memory:
         return Memory(
-            id=row[0],
-            user_id=row[1],
-            tier=Tier(row[2]),
-            kind=row[3],
-            text=row[4],
-            timestamp=_dt(row[5]),
-            session_id=row[6],
-            speaker=row[7],
-            created_at=_dt(row[8]),
-            access_count=row[9],
-            last_accessed=_dt(row[10]),
-            metadata=json.loads(row[11]) if row[11] != "{}" else {},
-            source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
-            status=Status(row[13]),
-            confidence=row[14],
-            support=row[15],
-            slot=row[16],
-            valid_from=_dt(row[17]),
-            valid_to=_dt(row[18]),
-            superseded_by=row[19],
-            last_supported=_dt(row[20]),
-            key=row[21],
+            id=row["id"],
+            user_id=row["user_id"],
+            tier=Tier(row["tier"]),
+            kind=row["kind"],
+            text=row["text"],
+            timestamp=_dt(row["ts"]),
+            session_id=row["session_id"],
+            speaker=row["speaker"],
+            created_at=_dt(row["created_at"]),
+            access_count=row["access_count"],
+            last_accessed=_dt(row["last_accessed"]),
+            metadata=json.loads(row["metadata"]) if row["metadata"] != "{}" else {},
+            source_ids=tuple(sorted(row["sources"].split("\x1f"))) if row["sources"] else (),
+            status=Status(row["status"]),
+            confidence=row["confidence"],
+            support=row["support"],
+            slot=row["slot"],
+            valid_from=_dt(row["valid_from"]),
+            valid_to=_dt(row["valid_to"]),
+            superseded_by=row["superseded_by"],
+            last_supported=_dt(row["last_supported"]),
+            key=row["key"],
         )
 
     @staticmethod
@@ -866,9 +873,9 @@ class SQLiteRecordStore:
         return (int(rows[0][0]), _dt(rows[0][1])) if rows else (0, None)
 
     _EVIDENCE_SQL = (
-        "SELECT {columns}, m.seq, "
+        "SELECT {columns}, m.seq AS seq, "
         "(SELECT t.role FROM memory_sources s JOIN turns t ON t.user_id = m.user_id "
-        "AND t.turn_id = s.turn_id WHERE s.memory_id = m.id LIMIT 1) "
+        "AND t.turn_id = s.turn_id WHERE s.memory_id = m.id LIMIT 1) AS role "
         "FROM memories m WHERE m.user_id = ? AND m.tier = 'mtm' "
     )
 
@@ -879,7 +886,7 @@ class SQLiteRecordStore:
             + "AND m.seq > ? ORDER BY m.seq LIMIT ?",
             (user_id, after_seq, limit),
         )
-        return [Evidence(self._memory(row), int(row[-2]), row[-1]) for row in rows]
+        return [Evidence(self._memory(row), int(row["seq"]), row["role"]) for row in rows]
 
     def count_new_evidence(self, user_id: str, *, after_seq: int) -> int:
         rows = self._read(
@@ -897,7 +904,8 @@ class SQLiteRecordStore:
             (user_id, since.timestamp(), up_to_seq, limit),
         )
         return [
-            Evidence(self._memory(row), int(row[-2]), row[-1], reactivated=True) for row in rows
+            Evidence(self._memory(row), int(row["seq"]), row["role"], reactivated=True)
+            for row in rows
         ]
 
     def ltm_vectors(self, user_id: str, *, limit: int) -> dict[str, Sequence[float]] | None:
