@@ -50,6 +50,7 @@ __all__ = [
     "load_average",
     "make_progress",
     "percentile",
+    "plot_grouped_bars",
 ]
 
 
@@ -88,6 +89,44 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def plot_grouped_bars(
+    path: Path,
+    groups: Sequence[tuple[str, Sequence[float | None]]],
+    labels: Sequence[str],
+    *,
+    ylabel: str,
+    title: str,
+) -> None:
+    """One bar per (series, label), series side by side in each label's slot, the legend
+    under the axes; ``None`` values leave a gap. Written to ``path`` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 0.8 / max(1, len(groups))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(labels)), 5.4))
+    for i, (name, values) in enumerate(groups):
+        heights = [float("nan") if v is None else v for v in values]
+        positions = [x + (i - (len(groups) - 1) / 2) * width for x in range(len(labels))]
+        ax.bar(positions, heights, width=width, label=name)
+    ax.set_xticks(list(range(len(labels))), list(labels))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(
+        fontsize="small",
+        ncols=min(len(groups), 4) or 1,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        frameon=False,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def make_progress(console: Console, *, enabled: bool = True) -> Progress:

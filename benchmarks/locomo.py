@@ -83,6 +83,7 @@ from _common import (  # sets the offline env first
     load_average,
     make_progress,
     percentile,
+    plot_grouped_bars,
 )
 from _models import load_model, model_totals
 from dateutil import parser as date_parser
@@ -1127,39 +1128,20 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 
 def plot_by_category(results: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [str(c) for c in MAIN_CATEGORIES] + [OVERALL, "5"]
     labels = [CATEGORY_NAMES[int(k)] if k != OVERALL else "overall 1-4" for k in keys]
-    systems = list(results["systems"].items())
-    width = 0.8 / max(1, len(systems))
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(keys)), 5.4))
-    for i, (name, system) in enumerate(systems):
-        values = []
-        for key in keys:
-            entry = system["categories"].get(key)
-            value = entry["recall_within"][str(TIMED_BUDGET)] if entry else None
-            values.append(float("nan") if value is None else value)
-        positions = [x + (i - (len(systems) - 1) / 2) * width for x in range(len(keys))]
-        ax.bar(positions, values, width=width, label=name)
-    ax.set_xticks(list(range(len(keys))), labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(f"evidence recall within {TIMED_BUDGET} tokens")
-    ax.set_title(f"LoCoMo ({results['data_file']}): recall within {TIMED_BUDGET} tokens")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(
-        fontsize="small",
-        ncols=min(len(systems), 4) or 1,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
-        frameon=False,
+
+    def recall(system: Mapping[str, Any], key: str) -> float | None:
+        entry = system["categories"].get(key)
+        return entry["recall_within"][str(TIMED_BUDGET)] if entry else None
+
+    plot_grouped_bars(
+        path,
+        [(name, [recall(system, k) for k in keys]) for name, system in results["systems"].items()],
+        labels,
+        ylabel=f"evidence recall within {TIMED_BUDGET} tokens",
+        title=f"LoCoMo ({results['data_file']}): recall within {TIMED_BUDGET} tokens",
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_by_budget(results: Mapping[str, Any], path: Path) -> None:

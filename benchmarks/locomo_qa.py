@@ -104,6 +104,7 @@ from _common import (  # sets the offline env first
     load_average,
     make_progress,
     percentile,
+    plot_grouped_bars,
 )
 from _models import load_model
 from locomo import (
@@ -979,45 +980,26 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 
 def plot_by_category(results: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [str(c) for c in MAIN_CATEGORIES] + [OVERALL, str(ADVERSARIAL)]
     labels = [
         "overall 1-4" if k == OVERALL else f"{CATEGORY_NAMES[int(k)]}" + (" *" if k == "5" else "")
         for k in keys
     ]
-    systems = list(results["systems"].items())
-    width = 0.8 / max(1, len(systems))
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(keys)), 5.4))
-    for i, (name, system) in enumerate(systems):
-        values = []
-        for key in keys:
-            entry = system["categories"].get(key)
-            value = entry["score"] if entry else None
-            values.append(float("nan") if value is None else value)
-        positions = [x + (i - (len(systems) - 1) / 2) * width for x in range(len(keys))]
-        ax.bar(positions, values, width=width, label=name)
-    ax.set_xticks(list(range(len(keys))), labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("LoCoMo F1 (* adversarial: share answered 'not mentioned')")
+
+    def score(system: Mapping[str, Any], key: str) -> float | None:
+        entry = system["categories"].get(key)
+        return entry["score"] if entry else None
+
     title = f"LoCoMo QA ({results['data_file']}), answers by {results['config']['answer_model']}"
     if is_fake(results):
         title += " (plumbing, not a result)"
-    ax.set_title(title)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(
-        fontsize="small",
-        ncols=min(len(systems), 4) or 1,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
-        frameon=False,
+    plot_grouped_bars(
+        path,
+        [(name, [score(system, k) for k in keys]) for name, system in results["systems"].items()],
+        labels,
+        ylabel="LoCoMo F1 (* adversarial: share answered 'not mentioned')",
+        title=title,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def write_reports(results: Mapping[str, Any], out: Path) -> None:
