@@ -212,15 +212,6 @@ class LightMem:
             batch_size=self.config.embed_batch_size,
             on_first_vector=self._check_dimension,
         )
-        self._consolidator = Consolidator(
-            records=self._records,
-            vectors=self._vectors,
-            indexer=self._indexer,
-            embedder=self._embedder,
-            abstractor=self._abstractor,
-            config=self.config,
-            speakers=lambda user: self._searcher.speakers(user),
-        )
         self._searcher = Searcher(
             records=self._records,
             vectors=self._vectors,
@@ -229,6 +220,15 @@ class LightMem:
             config=self.config,
             reranker=self._reranker,
             controller=self._slm_controller,
+        )
+        self._consolidator = Consolidator(
+            records=self._records,
+            vectors=self._vectors,
+            indexer=self._indexer,
+            embedder=self._embedder,
+            abstractor=self._abstractor,
+            config=self.config,
+            speakers=self._searcher.speakers,
         )
         try:
             # An embedder that does not match the index blocks only what needs it (adding,

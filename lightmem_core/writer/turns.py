@@ -71,15 +71,15 @@ def write_entries(
     """The MTM entries of ``turns`` from the writer, and the ids of existing entries
     they replace (merged by a model writer; each keeps its id and statistics)."""
     now = datetime.now(UTC)
-    wants_nearby = isinstance(writer, NearbyWriter) and writer.nearby > 0
+    # A writer that merges near-duplicates is shown the entries most like each turn.
+    merging = writer if isinstance(writer, NearbyWriter) and writer.nearby > 0 else None
     fresh: list[Memory] = []
     merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
     for turn in turns:
-        if wants_nearby and turn.role != "system":
-            assert isinstance(writer, NearbyWriter)
-            nearby = _nearby_entries(records, user, turn.content, writer.nearby)
+        if merging is not None and turn.role != "system":
+            nearby = _nearby_entries(records, user, turn.content, merging.nearby)
             nearby = [merged.get(m.id, m) for m in nearby]
-            drafts = writer.write(turn, nearby)
+            drafts = merging.write(turn, nearby)
             known = {m.id: m for m in nearby}
         else:
             drafts, known = writer.write(turn), {}
