@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import os
 import platform
@@ -80,7 +79,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -103,11 +101,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from lightmem_core import LightMem
-from lightmem_core._types import Memory, Tier
+from lightmem_core import LightMem, Memory, Tier, tracing
 from lightmem_core.consolidation import ConsolidationSettings, LocalAbstractor
-from lightmem_core.consolidation.plan import due_at, record_id
-from lightmem_core.store import ConsolidationChanges, Evidence, NewRecord, PendingVector
+from lightmem_core.consolidation.plan import new_record
+from lightmem_core.embedding import default_embedder
+from lightmem_core.store import (
+    ConsolidationChanges,
+    Evidence,
+    NewRecord,
+    RecordStore,
+    SQLiteRecordStore,
+)
 from lightmem_core.testing import HashingEmbedder
 
 USER = "consolidation-bench-user"
@@ -543,7 +547,6 @@ class SeedStats:
     records: int = 0
     skipped: int = 0
     abstract_s: float = 0.0
-    embed_s: float = 0.0
     insert_s: float = 0.0
     index_s: float = 0.0
     wall_s: float = 0.0
@@ -554,21 +557,27 @@ class SeedStats:
             "records_added": self.records,
             "statements_without_knowledge": self.skipped,
             "abstract_s": round(self.abstract_s, 2),
-            "embed_s": round(self.embed_s, 2),
             "insert_s": round(self.insert_s, 2),
-            "index_s": round(self.index_s, 2),
+            "embed_and_index_s": round(self.index_s, 2),
             "wall_s": round(self.wall_s, 2),
             "kinds": dict(sorted(self.kinds.items())),
         }
 
 
 class Seeder:
-    """Writes seed statements into the user's LTM as consolidation would have written them."""
+    """Writes seed statements into the user's LTM as consolidation would have written them:
+    the engine's own abstractor and record builder, committed through the store's record
+    store (the one this benchmark gave it) and indexed by ``flush``."""
 
     def __init__(
-        self, mem: LightMem, statements: Sequence[SeedStatement], maker: TurnMaker
+        self,
+        mem: LightMem,
+        records: RecordStore,
+        statements: Sequence[SeedStatement],
+        maker: TurnMaker,
     ) -> None:
         self.mem = mem
+        self.store = records
         self.statements = statements
         self.maker = maker
         self.cursor = 0
@@ -594,39 +603,17 @@ class Seeder:
         ]
         records: list[NewRecord] = []
         skipped = 0
-        for i, (statement, found) in enumerate(
-            zip(chunk, self.abstractor.abstract(evidence), strict=True)
+        for statement, entry, found in zip(
+            chunk, evidence, self.abstractor.abstract(evidence), strict=True
         ):
             if not found:
                 skipped += 1
                 continue
             candidate = found[0]
             happened = candidate.happened_at or statement.said_at
-            metadata: dict[str, Any] = {"evidence": "seed"}
-            if candidate.subject:
-                metadata["subject"] = candidate.subject
-            memory = Memory(
-                id=record_id(USER, f"seed-{start + i}", 0),
-                user_id=USER,
-                tier=Tier.LTM,
-                kind=candidate.kind,
-                text=candidate.text,
-                timestamp=happened,
-                speaker=SPEAKER,
-                source_ids=(),
-                created_at=BASE_NOW,
-                metadata=metadata,
-                confidence=candidate.confidence,
-                support=1,
-                slot=candidate.slot,
-                valid_from=happened,
-                last_supported=BASE_NOW,
-            )
             records.append(
-                NewRecord(
-                    memory,
-                    candidate.slot_value,
-                    due_at(candidate.confidence, BASE_NOW, self.settings),
+                new_record(
+                    USER, entry, 0, candidate, happened, now=BASE_NOW, settings=self.settings
                 )
             )
             if statement.slot is not None and statement.value is not None and candidate.slot:
@@ -641,7 +628,6 @@ class Seeder:
         started = time.perf_counter()
         have = ltm_count(self.mem)
         task = progress.add_task(f"seed LTM to {size:,}", total=max(0, size - have))
-        embedder = self.mem._embedder
         while have < size:
             if self.cursor >= len(self.statements):
                 raise RuntimeError("ran out of seed statements")
@@ -651,24 +637,13 @@ class Seeder:
             records, skipped = self.records(batch, self.cursor)
             self.cursor += len(batch)
             t1 = time.perf_counter()
-            vectors: list[list[float]] = []
-            for i in range(0, len(records), 256):
-                texts = [r.memory.text for r in records[i : i + 256]]
-                vectors += embedder.embed(texts)
-                progress.advance(task, len(texts))
+            self.store.apply_consolidation(USER, ConsolidationChanges(inserts=records, at=BASE_NOW))
             t2 = time.perf_counter()
-            # Vectors first, then the rows, then straight into the index: the background
-            # indexer barely gets a chance to pick the rows up itself.
-            self.mem._records.apply_consolidation(
-                USER, ConsolidationChanges(inserts=records, at=BASE_NOW)
-            )
+            self.mem.flush(progress=lambda n: progress.advance(task, n))
             t3 = time.perf_counter()
-            self.mem._indexer.index_vectors([PendingVector.of(r.memory) for r in records], vectors)
-            t4 = time.perf_counter()
             stats.abstract_s += t1 - t0
-            stats.embed_s += t2 - t1
-            stats.insert_s += t3 - t2
-            stats.index_s += t4 - t3
+            stats.insert_s += t2 - t1
+            stats.index_s += t3 - t2
             stats.records += len(records)
             stats.skipped += skipped
             stats.kinds.update(r.memory.kind for r in records)
@@ -678,8 +653,8 @@ class Seeder:
         if stats.records:
             console.print(
                 f"seeded {stats.records:,} LTM records in {stats.wall_s:.1f} s (abstract "
-                f"{stats.abstract_s:.1f} s, embed {stats.embed_s:.1f} s, SQLite "
-                f"{stats.insert_s:.1f} s, index {stats.index_s:.1f} s)"
+                f"{stats.abstract_s:.1f} s, SQLite {stats.insert_s:.1f} s, embed and index "
+                f"{stats.index_s:.1f} s)"
             )
         return stats
 
@@ -691,17 +666,10 @@ def ltm_count(mem: LightMem) -> int:
 # --- stage timing ----------------------------------------------------------------------------------
 
 
-def _public_methods(obj: object) -> list[str]:
-    names = []
-    for name, value in inspect.getmembers(type(obj)):
-        if not name.startswith("_") and inspect.isfunction(value):
-            names.append(name)
-    return names
-
-
 @dataclass(slots=True)
 class StageTimes:
-    """Seconds and calls per timed method (``group: object.method``)."""
+    """Seconds and calls per engine span (``group: span``), each step in its outermost span
+    and in the consolidating thread only (``lightmem_core.tracing``)."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -710,53 +678,29 @@ class StageTimes:
         return sum(s for key, s in self.seconds.items() if key.split(": ")[0] == group)
 
 
+def stage_group(span: str) -> str:
+    """Which of ``STAGE_GROUPS`` an engine span belongs to."""
+    owner, _, method = span.partition(".")
+    if owner == "records":
+        return "SQLite writes" if method in SQLITE_WRITES else "SQLite reads"
+    return {
+        "embedder": "embed candidates",
+        "abstractor": "abstract",
+        "vectors": "Chroma query",
+        "indexer": "index new records",
+    }.get(owner, "other")
+
+
 @contextmanager
-def stage_timers(mem: LightMem) -> Iterator[StageTimes]:
-    """Time the engine's collaborators while the block runs.
-
-    Only the outermost wrapped call of this thread counts (``index_vectors`` calls the record
-    store and Chroma itself; the background indexer's calls are not ours)."""
+def stage_timers() -> Iterator[StageTimes]:
+    """Where the block's consolidation time goes, by the engine's spans."""
     times = StageTimes()
-    thread = threading.get_ident()
-    depth = [0]
-    patched: list[tuple[object, str]] = []
-
-    def wrap(obj: object, method: str, group: str, owner: str) -> None:
-        original = getattr(obj, method)
-        key = f"{group}: {owner}.{method}"
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if depth[0] or threading.get_ident() != thread:
-                return original(*args, **kwargs)
-            depth[0] += 1
-            started = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                times.seconds[key] += time.perf_counter() - started
-                times.calls[key] += 1
-                depth[0] -= 1
-
-        try:
-            setattr(obj, method, timed)
-        except AttributeError:  # a class with __slots__: left untimed
-            return
-        patched.append((obj, method))
-
-    wrap(mem._embedder, "embed", "embed candidates", "embedder")
-    wrap(mem._abstractor, "abstract", "abstract", "abstractor")
-    wrap(mem._indexer, "index_vectors", "index new records", "indexer")
-    vectors = mem._vectors()
-    for name in _public_methods(vectors):
-        wrap(vectors, name, "Chroma query", "chroma")
-    records = mem._records
-    for name in _public_methods(records):
-        wrap(records, name, "SQLite writes" if name in SQLITE_WRITES else "SQLite reads", "sqlite")
-    try:
+    with tracing.trace() as spans:
         yield times
-    finally:
-        for obj, method in reversed(patched):
-            delattr(obj, method)
+    for name, seconds in spans.seconds().items():
+        times.seconds[f"{stage_group(name)}: {name}"] += seconds
+    for name, calls in spans.calls().items():
+        times.calls[f"{stage_group(name)}: {name}"] += calls
 
 
 # --- measuring ---------------------------------------------------------------------------------------
@@ -790,7 +734,7 @@ def measure_once(
     ltm_before = ltm_count(mem)
     mem.add_many(USER, turns)
     mem.flush()  # the MTM entries' vectors: not part of consolidation
-    with stage_timers(mem) as stages:
+    with stage_timers() as stages:
         started = time.perf_counter()
         report = mem.consolidate(USER, now=clock, progress=lambda k: progress.advance(task, k))
         seconds = time.perf_counter() - started
@@ -917,20 +861,21 @@ def run_benchmark(
         shutil.rmtree(store)
     statements = seed_statements(max(options.sizes), options.seed)
     maker = TurnMaker(random.Random(options.seed + 1), {s.text for s in statements})
-    kwargs: dict[str, Any] = {}
-    if options.embedder == "hashing":
-        kwargs["embedder"] = HashingEmbedder()
+    embedder = HashingEmbedder() if options.embedder == "hashing" else default_embedder()
     sizes_out: list[dict[str, Any]] = []
     try:
-        with LightMem(store, **kwargs) as mem:
+        # The default parts, made here so that the seeder can write through the record store.
+        store.mkdir(mode=0o700, parents=True)
+        records = SQLiteRecordStore(store / "records.sqlite3")
+        with LightMem(store, embedder=embedder, records=records) as mem:
             t0 = time.perf_counter()
-            mem._embedder.embed(["warm up the embedder"])  # loads the model, untimed
+            embedder.embed(["warm up the embedder"])  # loads the model, untimed
             embedder_load_s = time.perf_counter() - t0
-            embedder_name = mem._embedder.name
+            embedder_name = embedder.name
             console.print(
                 f"embedder {embedder_name} ready in {embedder_load_s:.1f} s; store {store}"
             )
-            seeder = Seeder(mem, statements, maker)
+            seeder = Seeder(mem, records, statements, maker)
             clock_hours = 0
             with make_progress(console, enabled=show_progress) as progress:
                 for size in options.sizes:
@@ -987,8 +932,8 @@ def run_benchmark(
             "mix": {**MIX, "fresh": round(1 - sum(MIX.values()), 2)},
             "engine": "LightMem(path) defaults; LocalAbstractor; consolidate(user, now=...)",
             "seeding": (
-                "LocalAbstractor(resolve_dates=False) texts of template statements, written with "
-                "apply_consolidation, vectors from the store's embedder via index_vectors"
+                "LocalAbstractor(resolve_dates=False) texts of template statements, built by the "
+                "plan's new_record, written with apply_consolidation, indexed by flush()"
             ),
             "environment": {
                 **environment(),

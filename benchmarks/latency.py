@@ -19,7 +19,7 @@ What it measures, per store size N (memories held by ONE measured user):
   over distinct queries (so the per-instance query-vector cache never hits), after a few
   warm-up searches; the first search after opening the store is reported separately.
 * the p50 of embedding one query with the same model, called directly
-  (``mem._embedder.embed([q])``), and the ratio search_p50 / embed_p50. The direct embeds
+  (the store's own embedder, ``embed([q])``), and the ratio search_p50 / embed_p50. The direct embeds
   are interleaved with the searches (alternating which goes first), so background load
   hits both alike.
 * ``search()`` right after an ``add()`` (a chat loop: the search indexes the new turn
@@ -79,7 +79,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import inspect
 import json
 import logging
 import os
@@ -91,9 +90,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,9 +112,9 @@ from rich.progress import (  # noqa: E402
 )
 from rich.table import Table  # noqa: E402
 
-import lightmem_core.retrieval.searcher as memory_module  # noqa: E402
-from lightmem_core import DEFAULT_EMBEDDER, LightMem, LightMemConfig  # noqa: E402
+from lightmem_core import DEFAULT_EMBEDDER, LightMem, LightMemConfig, tracing  # noqa: E402
 from lightmem_core.embedding import Embedder, default_embedder  # noqa: E402
+from lightmem_core.store import SQLiteRecordStore  # noqa: E402
 
 MINIMAL_PIPELINE = ("use_controller", "use_reranker", "expand_neighbors")
 MINIMAL_QUERIES = 25
@@ -532,33 +529,54 @@ def progress() -> Progress:
     )
 
 
-def pending(mem: LightMem) -> int:
-    """Memories (of any user) not yet in the vector index.
+@dataclass
+class Store:
+    """An open store, with the record store and the embedder it was given (the benchmark
+    builds them, so it can read the backlog and count embeds without reaching inside)."""
 
-    Counted straight from SQLite through the partial index on pending rows, which stays
-    cheap at any store size (``stats()`` would also count turns and list users).
-    """
-    read = getattr(mem._records, "_read", None)
-    if read is None:
-        return int(mem._records.counts()["pending_index"])
-    return int(read("SELECT count(*) FROM memories WHERE indexed = 0")[0][0])
+    mem: LightMem
+    records: SQLiteRecordStore
+    embedder: CountingEmbedder
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mem.close()
 
 
-def user_memories(mem: LightMem, user: str) -> int:
-    counts = mem._records.counts(user)
+def open_store(
+    path: Path, embedder: Embedder, *, synchronous: str = "FULL", **options: Any
+) -> Store:
+    """``LightMem(path, **options)`` with the default record store (at ``synchronous``) and
+    ``embedder``, both made here."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    records = SQLiteRecordStore(path / "records.sqlite3", synchronous=synchronous)
+    counting = CountingEmbedder(embedder)
+    return Store(LightMem(path, records=records, embedder=counting, **options), records, counting)
+
+
+def pending(records: SQLiteRecordStore) -> int:
+    """Memories (of any user) not yet in the vector index."""
+    return int(records.counts()["pending_index"])
+
+
+def user_memories(store: Store, user: str) -> int:
+    counts = store.records.counts(user)
     return int(counts["mtm"] + counts["ltm"])
 
 
 def wait_drained(
-    mem: LightMem,
+    store: Store,
     *,
     timeout: float = 3600.0,
     poll: float = 0.002,
     settle: float = 0.003,
 ) -> float:
-    """Wait until the background indexer has indexed everything; returns seconds waited."""
+    """Wait until the background indexer has indexed everything; returns seconds waited.
+    (One pending row is looked up, through the partial index on them: cheap at any size.)"""
     start = time.perf_counter()
-    while pending(mem):
+    while store.records.pending_vectors(limit=1):
         if time.perf_counter() - start > timeout:
             raise TimeoutError(f"indexer did not drain within {timeout}s")
         time.sleep(poll)
@@ -618,27 +636,31 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 0.10) -> dict[str, Any]
 
 
 class CountingEmbedder:
-    """Counts texts going through an embedder's ``embed`` (installed on the instance)."""
+    """An embedder that counts the texts it embeds (from every thread), given to the store."""
 
-    def __init__(self, embedder: Any) -> None:
+    def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
-        self._original: Callable[[Sequence[str]], list[list[float]]] = embedder.embed
         self.texts = 0
         self.calls = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> CountingEmbedder:
-        def counted(texts: Sequence[str]) -> list[list[float]]:
-            with self._lock:
-                self.texts += len(texts)
-                self.calls += 1
-            return self._original(texts)
+    @property
+    def name(self) -> str:
+        return self._embedder.name
 
-        self._embedder.embed = counted
-        return self
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
 
-    def __exit__(self, *exc: object) -> None:
-        del self._embedder.embed  # back to the class method
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            self.texts += len(texts)
+            self.calls += 1
+        return self._embedder.embed(texts)
+
+    def texts_since(self, mark: int) -> int:
+        with self._lock:
+            return self.texts - mark
 
 
 # --- stage breakdown ------------------------------------------------------------------------------
@@ -657,91 +679,28 @@ STAGE_LABELS = {
     "indexer.record_access": "indexer.record_access (queue)",
     "vectors.query": "Chroma query (per-user collection)",
     "reranker.rerank": "rerank (stage 2)",
-    "Searcher.plan": "query controller (Searcher.plan)",
+    "search.plan": "query controller (plan)",
+    "search.fuse": "stage-1 fusion",
+    "search.score": "stage-2 scoring",
+    "search.pack": "packing into the budget",
     "other": "other (code in LightMem.search itself)",
 }
 
 
-def _methods(obj: object) -> list[str]:
-    """Public plain methods of ``obj``'s class (properties are never evaluated)."""
-    names = []
-    for name in dir(type(obj)):
-        if name.startswith("_"):
-            continue
-        attr = inspect.getattr_static(obj, name, None)
-        if inspect.isfunction(attr) or isinstance(attr, staticmethod | classmethod):
-            names.append(name)
-    return names
-
-
-@contextmanager
-def stage_timers(mem: LightMem, acc: dict[str, float]) -> Iterator[None]:
-    """Time every call ``LightMem.search`` makes into its collaborators.
-
-    Wraps, on the instances only, every public method of the record store, the vector index,
-    the indexer and the re-ranker, the embedder's ``embed``, ``Searcher.plan``, and the
-    ``lightmem_core.retrieval`` functions the searcher module imported. Calls are attributed
-    to the outermost wrapped call (no double counting) and only in the calling thread (the
-    background indexer's own calls are not search time).
-    """
-    me = threading.get_ident()
-    depth = [0]
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() != me or depth[0]:
-                return fn(*args, **kwargs)
-            depth[0] += 1
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                acc[name] += time.perf_counter() - t0
-                depth[0] -= 1
-
-        return timed
-
-    targets: list[tuple[object, str, str]] = []
-    collaborators: tuple[tuple[str, object], ...] = (
-        ("records", mem._records),
-        ("vectors", mem._vectors()),
-        ("indexer", mem._indexer),
-        ("reranker", mem._searcher.reranker),
-    )
-    for label, obj in collaborators:
-        targets += [(obj, attr, f"{label}.{attr}") for attr in _methods(obj)]
-    targets.append((mem._embedder, "embed", "embedder.embed"))
-    targets.append((mem._searcher, "plan", "Searcher.plan"))
-    for obj, attr, name in targets:
-        setattr(obj, attr, wrap(name, getattr(obj, attr)))
-    functions = {
-        attr: fn
-        for attr, fn in vars(memory_module).items()
-        if inspect.isfunction(fn) and fn.__module__.startswith("lightmem_core.retrieval")
-    }
-    for attr, fn in functions.items():
-        setattr(memory_module, attr, wrap(f"retrieval.{attr}", fn))
-    try:
-        yield
-    finally:
-        for obj, attr, _ in targets:
-            delattr(obj, attr)
-        for attr, fn in functions.items():
-            setattr(memory_module, attr, fn)
-
-
 def stage_breakdown(mem: LightMem, user: str, queries: Sequence[str]) -> dict[str, Any]:
+    """Where a search's time goes, from the engine's own spans (``lightmem_core.tracing``):
+    each step counted once, in its outermost span, and only the search's own thread."""
     per_search: list[dict[str, float]] = []
     totals: list[float] = []
     for q in queries:
-        acc: dict[str, float] = defaultdict(float)
-        with stage_timers(mem, acc):
+        with tracing.trace() as spans:
             t0 = time.perf_counter()
             mem.search(user, q)
             total = time.perf_counter() - t0
+        acc = spans.seconds()
         acc["other"] = total - sum(acc.values())
         totals.append(total)
-        per_search.append(dict(acc))
+        per_search.append(acc)
     names = sorted({name for acc in per_search for name in acc})
     return {
         "n": len(queries),
@@ -754,7 +713,7 @@ def stage_breakdown(mem: LightMem, user: str, queries: Sequence[str]) -> dict[st
         "stages_p50_ms": {
             name: pct([acc.get(name, 0.0) * 1000 for acc in per_search], 50) for name in names
         },
-        "calls_wrapped": "outermost call only, search thread only",
+        "calls_wrapped": "outermost span only, search thread only",
     }
 
 
@@ -876,8 +835,9 @@ class Bench:
         assert self.lookup is not None
         t0 = time.perf_counter()
         # A large indexer batch: fewer, bigger Chroma upserts while building.
-        with LightMem(self.store, embedder=self.lookup, embed_batch_size=1024) as mem:
-            have = user_memories(mem, MEASURED_USER)
+        with open_store(self.store, self.lookup, embed_batch_size=1024) as store:
+            mem = store.mem
+            have = user_memories(store, MEASURED_USER)
             need = max(0, target - have)
             jobs: list[tuple[str, int]] = []
             if with_others:
@@ -895,18 +855,18 @@ class Bench:
                         mem.add_many(user, msgs)
                         bar.advance(add_task, count)
                 added_s = time.perf_counter() - t0
-                left = pending(mem)
+                left = pending(store.records)
                 idx_task = bar.add_task("write-behind indexing (lookup vectors)", total=left)
                 while True:
-                    now_left = pending(mem)
+                    now_left = pending(store.records)
                     bar.update(idx_task, completed=left - now_left)
                     if now_left == 0:
                         break
-                    error = getattr(mem._indexer, "last_error", None)
+                    error = mem.stats(MEASURED_USER)["indexer_error"]
                     if error:
                         raise RuntimeError(f"indexer failed: {error}")
                     time.sleep(0.25)
-            count = user_memories(mem, MEASURED_USER)
+            count = user_memories(store, MEASURED_USER)
         return {
             "added_turns": total,
             "add_many_s": added_s,
@@ -920,11 +880,13 @@ class Bench:
         out: dict[str, Any] = {"size": size}
         if plan.wait_quiet > 0:
             out["quiet_wait"] = wait_for_quiet(plan.wait_quiet)
-        with LightMem(self.store) as mem:  # the plain default: real MiniLM, synchronous=FULL
-            assert mem._embedder.name == DEFAULT_EMBEDDER
-            mem._embedder.embed(["warm-up"])  # model load is not a search cost
-            wait_drained(mem)
-            out["memories_at_search"] = user_memories(mem, MEASURED_USER)
+        # The plain default (real MiniLM, synchronous=FULL), its parts made here.
+        with open_store(self.store, default_embedder()) as store:
+            mem = store.mem
+            assert store.embedder.name == DEFAULT_EMBEDDER
+            store.embedder.embed(["warm-up"])  # model load is not a search cost
+            wait_drained(store)
+            out["memories_at_search"] = user_memories(store, MEASURED_USER)
             out["vectors_at_search"] = mem.stats(MEASURED_USER)["vectors"]
 
             # search: first one after open, a few warm-ups, then distinct measured queries
@@ -947,7 +909,7 @@ class Bench:
                             search_s.append(time.perf_counter() - t0)
                             hits.append(len(res))
                         else:
-                            mem._embedder.embed([q])
+                            store.embedder.embed([q])
                             embed_s.append(time.perf_counter() - t0)
                     bar.advance(task)
             out["loadavg_1m"] = [load_before, os.getloadavg()[0]]
@@ -958,44 +920,48 @@ class Bench:
             out["search_over_embed_p50"] = out["search"]["p50_ms"] / out["embed"]["p50_ms"]
 
             # where the time goes (other distinct queries, so the query cache never hits)
-            wait_drained(mem)
+            wait_drained(store)
             out["stages"] = stage_breakdown(mem, MEASURED_USER, query_sets["profile"])
 
             # a chat loop: add() a turn, then search() at once. The search indexes the new
             # turn itself (read-your-writes), racing the background thread for it.
-            out["search_after_add"] = self.time_search_after_add(mem, query_sets["after_add"], size)
+            out["search_after_add"] = self.time_search_after_add(
+                store, query_sets["after_add"], size
+            )
 
             # add(): paced (indexer idle at each call) and burst (indexer busy)
-            wait_drained(mem)
+            wait_drained(store)
             out["add_full_paced"] = self.time_adds(
-                mem, plan.adds, paced=True, label=f"[{size:,}] add() FULL paced"
+                store, plan.adds, paced=True, label=f"[{size:,}] add() FULL paced"
             )
-            wait_drained(mem)
+            wait_drained(store)
             out["add_full_burst"] = self.time_adds(
-                mem, plan.adds, paced=False, label=f"[{size:,}] add() FULL burst"
+                store, plan.adds, paced=False, label=f"[{size:,}] add() FULL burst"
             )
-            wait_drained(mem)
+            wait_drained(store)
 
             # batched indexing with the real model
-            out["index_flush"] = self.time_flush(mem)
-            out["index_background"] = self.time_background(mem)
+            out["index_flush"] = self.time_flush(store)
+            out["index_background"] = self.time_background(store)
 
-        with LightMem(self.store, sqlite_synchronous="NORMAL") as mem:
-            mem._embedder.embed(["warm-up"])
-            wait_drained(mem)
+        with open_store(self.store, default_embedder(), synchronous="NORMAL") as store:
+            store.embedder.embed(["warm-up"])
+            wait_drained(store)
             out["add_normal_paced"] = self.time_adds(
-                mem, plan.adds, paced=True, label=f"[{size:,}] add() NORMAL paced"
+                store, plan.adds, paced=True, label=f"[{size:,}] add() NORMAL paced"
             )
-            wait_drained(mem)
+            wait_drained(store)
 
         # The same queries through the plain two-stage pipeline (query planning, stage-2
         # re-ranking and neighbour expansion off, where this engine version has them): how
         # much of search() those features cost. A new instance, so its query cache is empty.
         minimal = {f: False for f in MINIMAL_PIPELINE if f in LIGHTMEM_CONFIG_FIELDS}
         if minimal:
-            with LightMem(self.store, config=LightMemConfig().replace(**minimal)) as mem:
-                mem._embedder.embed(["warm-up"])
-                wait_drained(mem)
+            config = LightMemConfig().replace(**minimal)
+            with open_store(self.store, default_embedder(), config=config) as store:
+                mem = store.mem
+                store.embedder.embed(["warm-up"])
+                wait_drained(store)
                 for q in warmup_queries:
                     mem.search(MEASURED_USER, q)
                 samples = []
@@ -1006,23 +972,23 @@ class Bench:
                 out["search_minimal"] = {**summary_ms(samples), "options": minimal}
         return out
 
-    def time_search_after_add(self, mem: LightMem, queries: list[str], size: int) -> dict[str, Any]:
+    def time_search_after_add(self, store: Store, queries: list[str], size: int) -> dict[str, Any]:
         texts = self.fresh_turns(len(queries))
         session = f"bench-{self.fresh_seed}"
         samples = []
         with progress() as bar:
             task = bar.add_task(f"[{size:,}] add() then search()", total=len(queries))
             for text, q in zip(texts, queries, strict=True):
-                wait_drained(mem)
-                mem.add(MEASURED_USER, text, session_id=session)
+                wait_drained(store)
+                store.mem.add(MEASURED_USER, text, session_id=session)
                 t0 = time.perf_counter()
-                mem.search(MEASURED_USER, q)
+                store.mem.search(MEASURED_USER, q)
                 samples.append(time.perf_counter() - t0)
                 bar.advance(task)
-        wait_drained(mem)
+        wait_drained(store)
         return summary_ms(samples)
 
-    def time_adds(self, mem: LightMem, n: int, *, paced: bool, label: str) -> dict[str, Any]:
+    def time_adds(self, store: Store, n: int, *, paced: bool, label: str) -> dict[str, Any]:
         texts = self.fresh_turns(n)
         session = f"bench-{self.fresh_seed}"
         samples = []
@@ -1030,45 +996,49 @@ class Bench:
             task = bar.add_task(label, total=n)
             for text in texts:
                 t0 = time.perf_counter()
-                mem.add(MEASURED_USER, text, session_id=session)
+                store.mem.add(MEASURED_USER, text, session_id=session)
                 samples.append(time.perf_counter() - t0)
                 if paced:
-                    wait_drained(mem)
+                    wait_drained(store)
                 bar.advance(task)
         return {**summary_ms(samples), "others_cpu_share": cpu.share}
 
-    def time_flush(self, mem: LightMem) -> dict[str, Any]:
+    def time_flush(self, store: Store) -> dict[str, Any]:
         n = self.plan.index_turns
         texts = self.fresh_turns(n)
         session = f"bench-{self.fresh_seed}"
-        with CountingEmbedder(mem._embedder) as counter, CpuShare() as cpu:
-            mem.add_many(MEASURED_USER, [{"content": t, "session_id": session} for t in texts])
+        mark = store.embedder.texts
+        with CpuShare() as cpu:
+            store.mem.add_many(
+                MEASURED_USER, [{"content": t, "session_id": session} for t in texts]
+            )
             t0 = time.perf_counter()
-            done_here = mem.flush()
+            done_here = store.mem.flush()
             elapsed = time.perf_counter() - t0
-            wait_drained(mem)  # the background thread may still be finishing a duplicate batch
+            wait_drained(store)  # the background thread may still be finishing a duplicate batch
+        embedded = store.embedder.texts_since(mark)
         return {
             "turns": n,
             "flush_s": elapsed,
             "turns_per_s": n / elapsed,
             "indexed_by_flush": done_here,
-            "texts_embedded": counter.texts,
-            "duplicate_factor": counter.texts / n,
+            "texts_embedded": embedded,
+            "duplicate_factor": embedded / n,
             "others_cpu_share": cpu.share,
         }
 
-    def time_background(self, mem: LightMem) -> dict[str, Any]:
+    def time_background(self, store: Store) -> dict[str, Any]:
         n = self.plan.index_turns
         texts = self.fresh_turns(n)
         session = f"bench-{self.fresh_seed}"
-        with CountingEmbedder(mem._embedder) as counter:
-            mem.add_many(MEASURED_USER, [{"content": t, "session_id": session} for t in texts])
-            waited = wait_drained(mem, poll=0.01, settle=0.0)
+        mark = store.embedder.texts
+        store.mem.add_many(MEASURED_USER, [{"content": t, "session_id": session} for t in texts])
+        waited = wait_drained(store, poll=0.01, settle=0.0)
         return {
             "turns": n,
             "drain_s": waited,
             "turns_per_s": n / waited,
-            "texts_embedded": counter.texts,
+            "texts_embedded": store.embedder.texts_since(mark),
         }
 
 

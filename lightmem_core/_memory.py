@@ -63,6 +63,7 @@ from .store import (
     SQLiteRecordStore,
     VectorIndex,
 )
+from .tracing import traced
 from .writer import ExtractiveWriter, Writer
 from .writer.turns import parse_message, write_entries
 
@@ -152,21 +153,32 @@ class LightMem:
             raise ConfigurationError("give vectors= or a Chroma server, not both")
         self._make_private_dir(self.path)
         try:
-            self._records: RecordStore = records or SQLiteRecordStore(
-                self.path / "records.sqlite3",
-                synchronous=self.config.sqlite_synchronous,
-                busy_timeout_s=self.config.busy_timeout_s,
+            # Collaborators are wrapped for tracing (lightmem_core.tracing): a span per call
+            # when someone collects them, one context-variable read when nobody does.
+            self._records: RecordStore = traced(
+                records
+                or SQLiteRecordStore(
+                    self.path / "records.sqlite3",
+                    synchronous=self.config.sqlite_synchronous,
+                    busy_timeout_s=self.config.busy_timeout_s,
+                ),
+                "records",
             )
         except BaseException:
             self._abandon()
             raise
-        self._vectors_handle: VectorIndex | None = vectors
+        self._vectors_handle: VectorIndex | None = (
+            traced(vectors, "vectors") if vectors is not None else None
+        )
         self._vectors_lock = threading.Lock()
         try:
-            self._embedder = resolve_embedder(
-                embedder if embedder is not None else self.config.embedder,
-                threads=self.config.embed_threads,
-                batch_size=self.config.embed_batch_size,
+            self._embedder = traced(
+                resolve_embedder(
+                    embedder if embedder is not None else self.config.embedder,
+                    threads=self.config.embed_threads,
+                    batch_size=self.config.embed_batch_size,
+                ),
+                "embedder",
             )
         except BaseException:
             self._abandon()
@@ -201,16 +213,20 @@ class LightMem:
             self._slm_controller = roles.controller
             self._reranker, self._writer = roles.reranker, roles.writer
             self._abstractor = roles.abstractor
+        self._writer = traced(self._writer, "writer")
         self._count_tokens: TokenCounter = token_counter or approx_token_count
         self._index_dimension: int | None = None
         self._embedder_mismatch: tuple[str, str] | None = None
         self._token_cache: dict[str, int] = {}
-        self._indexer = VectorIndexer(
-            self._records,
-            self._vectors,
-            lambda: self._embedder,
-            batch_size=self.config.embed_batch_size,
-            on_first_vector=self._check_dimension,
+        self._indexer = traced(
+            VectorIndexer(
+                self._records,
+                self._vectors,
+                lambda: self._embedder,
+                batch_size=self.config.embed_batch_size,
+                on_first_vector=self._check_dimension,
+            ),
+            "indexer",
         )
         self._searcher = Searcher(
             records=self._records,
@@ -218,7 +234,7 @@ class LightMem:
             indexer=self._indexer,
             embed=self._embed,
             config=self.config,
-            reranker=self._reranker,
+            reranker=traced(self._reranker, "reranker"),
             controller=self._slm_controller,
         )
         self._consolidator = Consolidator(
@@ -226,7 +242,7 @@ class LightMem:
             vectors=self._vectors,
             indexer=self._indexer,
             embedder=self._embedder,
-            abstractor=self._abstractor,
+            abstractor=traced(self._abstractor, "abstractor"),
             config=self.config,
             speakers=self._searcher.speakers,
         )
@@ -282,15 +298,16 @@ class LightMem:
                 if self._vectors_handle is None:
                     server = self.config.chroma_server
                     prefix = self.config.collection_prefix
+                    index: VectorIndex
                     if server is not None:
-                        self._vectors_handle = ChromaVectorIndex(server=server, prefix=prefix)
+                        index = ChromaVectorIndex(server=server, prefix=prefix)
                     elif os.name != "posix":  # no flock, no Unix sockets: one process only
-                        path = self.path / "chroma"
-                        self._vectors_handle = ChromaVectorIndex(path=path, prefix=prefix)
+                        index = ChromaVectorIndex(path=self.path / "chroma", prefix=prefix)
                     else:
                         from .store.chroma_shared import SharedChromaIndex
 
-                        self._vectors_handle = SharedChromaIndex(self.path, prefix=prefix)
+                        index = SharedChromaIndex(self.path, prefix=prefix)
+                    self._vectors_handle = traced(index, "vectors")
         return self._vectors_handle
 
     def _mismatched_embedder(self) -> tuple[str, str] | None:

@@ -200,25 +200,6 @@ def test_store_path_that_is_a_file(tmp_path: Path) -> None:
         LightMem(file / "below", embedder=HashingEmbedder())
 
 
-def test_read_only_store_file(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    with LightMem(path, embedder=HashingEmbedder()) as mem:
-        mem.add("u", "hello", turn_id="t1")
-    db = path / "records.sqlite3"
-    for extra in path.glob("records.sqlite3-*"):
-        extra.unlink()
-    db.chmod(0o400)
-    path.chmod(0o500)
-    try:
-        if os.access(db, os.W_OK):
-            pytest.skip("running as a user who can write read-only files")
-        with pytest.raises(StoreNotWritable):
-            LightMem(path, embedder=HashingEmbedder())
-    finally:
-        path.chmod(0o700)
-        db.chmod(0o600)
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -236,16 +217,6 @@ def test_read_only_store_file(tmp_path: Path) -> None:
 def test_bad_configuration(tmp_path: Path, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         LightMem(tmp_path / "s", embedder=HashingEmbedder(), **options)
-
-
-def test_a_damaged_record_store_is_a_typed_error(tmp_path: Path) -> None:
-    from lightmem_core import StorageError
-
-    store = tmp_path / "store"
-    store.mkdir()
-    (store / "records.sqlite3").write_bytes(b"this is not a database at all " * 200)
-    with pytest.raises(StorageError, match="damaged or is not a LightMem store"):
-        LightMem(store, embedder=HashingEmbedder())
 
 
 def test_metadata_nested_too_deeply_is_a_typed_error(mem: LightMem) -> None:

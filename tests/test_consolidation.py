@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -425,47 +424,16 @@ def test_scheduler_consolidates_on_a_timer(tmp_path: Path) -> None:
 def test_forget_erases_knowledge_links_and_progress(mem: LightMem) -> None:
     _alice_moves(mem)
     mem.consolidate(now=NOW)
+    ids = [m["id"] for m in _ltm(mem, "alice")]
+    assert mem._records.links("alice", ids)
     receipt = mem.forget("alice")
     assert receipt.memories["ltm"] == 3
-    conn = sqlite3.connect(mem.path / "records.sqlite3")
-    for table in ("memory_links", "consolidation_state", "memories"):
-        assert (
-            conn.execute(f"SELECT count(*) FROM {table} WHERE user_id = 'alice'").fetchone()[0] == 0
-        )
+    records = mem._records  # through the contract: every backend must forget the same
+    assert records.links("alice", ids) == {}
+    assert records.consolidation_state("alice") == (0, None)
+    assert records.export_user("alice") == ([], [])
+    assert records.get_memories("alice", ids) == {}
 
-
-def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "old"
-    path.mkdir()
-    conn = sqlite3.connect(path / "records.sqlite3")
-    conn.executescript(
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO meta VALUES ('schema_version', '1');
-        CREATE TABLE memories (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
-            tier TEXT NOT NULL CHECK (tier IN ('mtm', 'ltm')), kind TEXT NOT NULL,
-            text TEXT NOT NULL, session_id TEXT, speaker TEXT, ts REAL, created_at REAL NOT NULL,
-            access_count INTEGER NOT NULL DEFAULT 0, last_accessed REAL,
-            metadata TEXT NOT NULL DEFAULT '{}', position INTEGER,
-            indexed INTEGER NOT NULL DEFAULT 0, embedding BLOB);
-        INSERT INTO memories (id, user_id, tier, kind, text, created_at)
-            VALUES ('m1', 'u', 'ltm', 'fact', 'Ann likes tea.', 0);
-        """
-    )
-    conn.close()
-    with LightMem(path, embedder=HashingEmbedder()) as mem:
-        [record] = _ltm(mem, "u")
-        assert record["status"] == "active"
-        assert record["support"] == 1
-        assert mem._records.get_meta("schema_version") == "3"
-        # Version 3's keyed memories and short-term floors work on the upgraded file.
-        mem.remember("u", "Ann likes coffee now.", key="drink")
-        assert [m.key for m in mem.memories("u", keys=["drink"])] == ["drink"]
-        mem.clear_recent("u", "default")
-
-
-# --- kill and resume ------------------------------------------------------------------------------
 
 _WORKLOAD = textwrap.dedent(
     """
@@ -520,19 +488,20 @@ def _saying(i: int) -> str:
 
 
 def _final_ltm(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
-    conn = sqlite3.connect(path / "records.sqlite3")
-    records = conn.execute(
-        "SELECT m.id, m.text, m.status, round(m.confidence, 9), m.support, m.valid_from, "
-        "m.valid_to, m.superseded_by, m.due_at, (SELECT group_concat(turn_id) FROM "
-        "(SELECT turn_id FROM memory_sources s WHERE s.memory_id = m.id ORDER BY turn_id)) "
-        "FROM memories m WHERE tier = 'ltm' ORDER BY id"
-    ).fetchall()
-    links = conn.execute(
-        "SELECT source, target, relation FROM memory_links ORDER BY 1, 2"
-    ).fetchall()
-    watermark = conn.execute("SELECT watermark FROM consolidation_state").fetchone()[0]
-    conn.close()
-    return records, links, watermark
+    """The user's long-term records, their links and the watermark, as the store has them."""
+    with LightMem(path, embedder=HashingEmbedder()) as mem:
+        records = mem._records
+        _, memories = records.export_user("u")
+        ltm = sorted((m for m in memories if m.tier is Tier.LTM), key=lambda m: m.id)
+        rows = [
+            (m.id, m.text, m.status.value, round(m.confidence, 9), m.support, m.valid_from,
+             m.valid_to, m.superseded_by, m.last_supported, tuple(sorted(m.source_ids)))
+            for m in ltm
+        ]  # fmt: skip
+        linked = records.links("u", [m.id for m in ltm])
+        links = sorted({tuple(sorted((a, b))) for a, targets in linked.items() for b in targets})
+        watermark = records.consolidation_state("u")[0]
+    return rows, links, watermark
 
 
 def _assert_same_ltm(got: Any, expected: Any, how: str) -> None:
@@ -609,15 +578,13 @@ _GENERAL = (
 
 
 def _shared_rows(mem: LightMem) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(mem.path / "records.sqlite3")
-    try:
-        return conn.execute(
-            "SELECT m.text, m.kind, m.metadata, (SELECT count(*) FROM memory_sources s "
-            "WHERE s.memory_id = m.id) FROM memories m WHERE m.user_id = ? ORDER BY m.text",
-            (SHARED_USER,),
-        ).fetchall()
-    finally:
-        conn.close()
+    """The shared knowledge (owned by no user): text, kind, metadata, how many sources."""
+    _, memories = mem._records.export_user(SHARED_USER)
+    return sorted(
+        (m.text, m.kind, json.dumps(m.metadata, sort_keys=True, separators=(",", ":")),
+         len(m.source_ids))
+        for m in memories
+    )  # fmt: skip
 
 
 def test_nothing_is_shared_by_default(mem: LightMem) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lightmem_core import LightMem
+from lightmem_core import LightMem, Memory, Tier, Turn
 from lightmem_core.testing import HashingEmbedder
 
 USERS = ("ann", "bob", "cy")
@@ -115,72 +114,49 @@ class ConsolidationMachine(RuleBasedStateMachine):
             self._found_nowhere(user, gone)
 
     def _found_nowhere(self, user: str, markers: set[str]) -> None:
-        store = self.folder / "store"
-        conn = sqlite3.connect(store / "records.sqlite3")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for anyone in USERS:  # not in any user's lexical index, nor in their records
             for marker in markers:
-                hits = conn.execute(
-                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (marker,)
-                ).fetchone()
-                assert hits == (0,), marker
-        finally:
-            conn.close()
+                assert self.mem._records.lexical_search(anyone, [marker], limit=1) == [], marker
         pattern = re.compile("|".join(sorted(markers)).encode())
-        for file in store.rglob("*"):
+        for file in (self.folder / "store").rglob("*"):
             if file.is_file():
                 assert pattern.search(file.read_bytes()) is None, file
         assert user not in self.mem._searcher.cached_users()
 
-    # --- invariants -----------------------------------------------------------------------------
+    # --- invariants, through the record store's contract ----------------------------------------
 
-    def _sql(self, query: str) -> list[tuple[object, ...]]:
-        conn = sqlite3.connect(self.folder / "store" / "records.sqlite3")
-        try:
-            return conn.execute(query).fetchall()
-        finally:
-            conn.close()
+    def _held(self) -> dict[str, tuple[list[Turn], list[Memory]]]:
+        return {user: self.mem._records.export_user(user) for user in USERS}
 
     @invariant()
     def one_tier_one_user(self) -> None:
-        assert self._sql("SELECT id FROM memories GROUP BY id HAVING count(*) > 1") == []
-        assert self._sql("SELECT id FROM memories WHERE tier NOT IN ('mtm', 'ltm')") == []
+        ids = [m.id for _, memories in self._held().values() for m in memories]
+        assert len(ids) == len(set(ids))
+        assert all(
+            m.user_id == user and m.tier in (Tier.MTM, Tier.LTM)
+            for user, (_, memories) in self._held().items()
+            for m in memories
+        )
 
     @invariant()
     def links_stay_inside_a_user(self) -> None:
-        crossing = self._sql(
-            "SELECT l.source FROM memory_links l JOIN memories a ON a.id = l.source "
-            "JOIN memories b ON b.id = l.target "
-            "WHERE a.user_id != b.user_id OR a.user_id != l.user_id"
-        )
-        assert crossing == []
-        dangling = self._sql(
-            "SELECT l.source FROM memory_links l WHERE l.source NOT IN (SELECT id FROM memories) "
-            "OR l.target NOT IN (SELECT id FROM memories)"
-        )
-        assert dangling == []
-        foreign_successor = self._sql(
-            "SELECT m.id FROM memories m JOIN memories s ON s.id = m.superseded_by "
-            "WHERE m.tier = 'ltm' AND s.user_id != m.user_id"
-        )
-        assert foreign_successor == []
+        for user, (_, memories) in self._held().items():
+            own = {m.id for m in memories}
+            linked = self.mem._records.links(user, sorted(own))
+            assert all(target in own for targets in linked.values() for target in targets)
+            successors = {m.superseded_by for m in memories if m.superseded_by}
+            assert successors <= own
 
     @invariant()
     def provenance_points_at_real_turns(self) -> None:
-        orphans = self._sql(
-            "SELECT s.memory_id, s.turn_id FROM memory_sources s JOIN memories m ON "
-            "m.id = s.memory_id WHERE NOT EXISTS (SELECT 1 FROM turns t WHERE "
-            "t.user_id = m.user_id AND t.turn_id = s.turn_id)"
-        )
-        assert orphans == []
+        for turns, memories in self._held().values():
+            said = {t.turn_id for t in turns}
+            assert all(set(m.source_ids) <= said for m in memories)
 
     @invariant()
     def turns_match_the_model(self) -> None:
-        for user in USERS:
-            stored = {
-                row[0] for row in self._sql(f"SELECT turn_id FROM turns WHERE user_id = '{user}'")
-            }
-            assert stored == self.turns[user]
+        for user, (turns, _) in self._held().items():
+            assert {t.turn_id for t in turns} == self.turns[user]
         assert self.mem.consolidation_backlog() >= 0
 
 

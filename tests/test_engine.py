@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,16 +274,6 @@ def test_writes_survive_reopen_and_the_index_catches_up(tmp_path: Path) -> None:
             "vectors": 10, "embedder": None, "index_embedder": "hashing-256", "models": {},
             "indexer_error": None,
         }  # fmt: skip
-
-
-def test_store_is_sqlite_wal_and_private(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    with LightMem(path, embedder=HashingEmbedder()) as mem:
-        mem.add("u", "hello", turn_id="t1")
-    assert (path.stat().st_mode & 0o777) == 0o700
-    assert ((path / "records.sqlite3").stat().st_mode & 0o777) == 0o600
-    with sqlite3.connect(path / "records.sqlite3") as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_closed_store_refuses_calls(tmp_path: Path) -> None:

@@ -360,7 +360,7 @@ def _integrate(
         if same:
             return _merge(outcome, same[0], entry, candidate, now=now, settings=settings)
         current = [m for m, v in same_slot if m.status is Status.ACTIVE and v != value]
-        new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
+        new = new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
         return _replace(outcome, new, current, happened)
     # 2. A model's judgement, where one was given and names a record it was shown.
     target = next(
@@ -369,7 +369,7 @@ def _integrate(
     if judgement is not None and judgement.action == "merge" and target is not None:
         return _merge(outcome, target, entry, candidate, now=now, settings=settings)
     if judgement is not None and judgement.action == "supersede" and target is not None:
-        new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
+        new = new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
         return _replace(outcome, new, [target], happened)
     # 3. Anything else: the same sentence again, something related, or something new.
     for memory, similarity in similar:
@@ -397,7 +397,7 @@ def _integrate(
             and _same_liking(memory.text, candidate.text, candidate.subject)
         ):
             return _merge(outcome, memory, entry, candidate, now=now, settings=settings)
-    new = _new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
+    new = new_record(user_id, entry, index, candidate, happened, now=now, settings=settings)
     outcome.inserts.append(new)
     outcome.counts["new"] += 1
     for memory, similarity in similar:
@@ -619,7 +619,7 @@ def _merge(
     return outcome
 
 
-def _new_record(
+def new_record(
     user_id: str,
     entry: Evidence,
     index: int,
@@ -629,6 +629,8 @@ def _new_record(
     now: datetime,
     settings: ConsolidationSettings,
 ) -> NewRecord:
+    """The long-term record a candidate found in ``entry`` becomes (its ``index``-th), as
+    consolidation writes it: confident as the candidate, supported once, due for review."""
     metadata: dict[str, Any] = {"evidence": entry.memory.id}
     if candidate.subject:
         metadata["subject"] = candidate.subject

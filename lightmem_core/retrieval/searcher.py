@@ -23,6 +23,7 @@ from .._types import Hit, Memory, SearchResults, Status, Tier
 from ..consolidation.shared import SHARED_USER
 from ..safety import INSTRUCTION_LIKE
 from ..store import RecordStore, VectorFilter, VectorIndex
+from ..tracing import span
 from .controller import QueryPlan, TimeWindow, plan_query
 from .pipeline import Reranker, cosine_scores, fuse, pack_to_budget, score_pool
 from .terms import query_terms
@@ -144,7 +145,8 @@ class Searcher:
         self._drop_caches_if_erased_elsewhere()
         k = request.k
         pool = self._config.pool_for(k)
-        plan = self.plan(request.user, request.query, request.as_of)
+        with span("search.plan"):
+            plan = self.plan(request.user, request.query, request.as_of)
         if plan.k is not None:
             k = min(k, plan.k)
         if plan.strict_window and plan.window is not None:
@@ -230,7 +232,8 @@ class Searcher:
             shared_ids = list(shared)
             shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
             deep_lexical = [*deep_lexical, *lexical_shared]
-        stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
+        with span("search.fuse"):
+            stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
         ids = [c.memory_id for c in stage1]
         if self._config.use_reranker:
             # Stage 2, fine: every candidate and (optionally) its neighbouring turns, scored
@@ -245,14 +248,16 @@ class Searcher:
                 for memory_id, linked in self._records.links(user, ids[:k]).items():
                     context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
             ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
-            candidates = score_pool(
-                ids,
-                query_vectors,
-                {**inline, **shared_vectors, **self._records.vectors(user, ids)},
-                dict(deep_lexical),
-                context,
-                {c.memory_id: c.fused for c in stage1},
-            )
+            vectors = {**inline, **shared_vectors, **self._records.vectors(user, ids)}
+            with span("search.score"):
+                candidates = score_pool(
+                    ids,
+                    query_vectors,
+                    vectors,
+                    dict(deep_lexical),
+                    context,
+                    {c.memory_id: c.fused for c in stage1},
+                )
         else:
             candidates = stage1
         memories = {
@@ -267,12 +272,13 @@ class Searcher:
             ranked = self.reranker.rerank(plan, candidates, memories)
         else:
             ranked = [(c.memory_id, c.fused) for c in candidates]
-        kept, omitted = pack_to_budget(
-            ((memories[i], score) for i, score in ranked if i in memories),
-            k=k,
-            token_budget=budget,
-            cost=cost,
-        )
+        with span("search.pack"):
+            kept, omitted = pack_to_budget(
+                ((memories[i], score) for i, score in ranked if i in memories),
+                k=k,
+                token_budget=budget,
+                cost=cost,
+            )
         hits = [
             Hit(
                 text=m.text,
