@@ -101,7 +101,15 @@ class Evidence:
 
     memory: Memory
     seq: int
-    """Its place in the store's insertion order (the consolidation watermark counts these)."""
+    """Its evidence cursor, issued by the store (the consolidation watermark is one).
+
+    The guarantee every backend gives: within one user, an entry that a reader has not yet
+    seen never gets a cursor at or below one that a read already returned. Cursors follow
+    commit order, not the order writers began in, so a watermark never steps over an entry
+    committed late by a concurrent writer. SQLite gives it by having one writer at a time; a
+    server database must serialise each user's writes (a per-user counter row updated in the
+    writing transaction) or hold back cursors above the oldest open transaction. Positive and
+    increasing; they need not be consecutive."""
     role: str | None
     """The role of the turn it was written from (``user``, ``assistant``...)."""
     reactivated: bool = False
@@ -291,7 +299,9 @@ class RecordStore(Protocol):
         ...
 
     def new_evidence(self, user_id: str, *, after_seq: int, limit: int) -> list[Evidence]:
-        """MTM entries stored after the watermark, oldest first."""
+        """The user's MTM entries with a cursor above ``after_seq``, in cursor order: reading
+        on from the last one returned sees every entry exactly once, however many writers
+        commit meanwhile (see :attr:`Evidence.seq`)."""
         ...
 
     def count_new_evidence(self, user_id: str, *, after_seq: int) -> int:
