@@ -1,5 +1,6 @@
-"""What every benchmark shares: the offline environment, progress bars, and a description of
-the machine and the engine code that was measured.
+"""What every benchmark shares: the offline environment, one percentile, the report helpers
+(numbers, tables in Markdown and in the terminal, JSON, grouped bars), progress bars, and a
+description of the machine and the engine code that was measured.
 
 Import it before anything that may load a model: it sets the offline and telemetry
 variables first.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import logging
 import math
 import os
@@ -39,6 +41,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -89,6 +92,41 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A figure for a table: ``digits`` decimals, a dash for none."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1
+) -> list[str]:
+    """The lines of a Markdown table: the first ``left`` columns left-aligned, the figures
+    right."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|",
+        *["| " + " | ".join(row) + " |" for row in rows],
+    ]
+
+
+def rich_table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1
+) -> Table:
+    """The same table for the terminal."""
+    table = Table(title=title)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i < left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def write_json(path: Path, report: Any) -> None:
+    """Write a report as indented JSON (its folder made if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def plot_grouped_bars(

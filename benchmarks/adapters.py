@@ -41,7 +41,6 @@ Timings are printed, never asserted. ``--out`` keeps a JSON report.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import tempfile
@@ -52,7 +51,14 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (first: the offline environment)
-from _common import entry_point, environment, load_average, make_progress, percentile
+from _common import (
+    entry_point,
+    environment,
+    load_average,
+    make_progress,
+    percentile,
+    write_json,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -429,8 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     render(report, console)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json(args.out, report)
         console.print(f"report: {args.out}")
     return 0
 

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import random
@@ -91,8 +90,12 @@ from typing import Any
 from _common import (  # sets the offline env first
     entry_point,
     environment,
+    fmt,
     load_average,
     make_progress,
+    markdown_table,
+    rich_table,
+    write_json,
 )
 from rich.console import Console
 from rich.progress import (
@@ -951,10 +954,6 @@ def run_benchmark(
 # --- reporting ----------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def verdict(flat: Mapping[str, Any]) -> str:
     if flat["met"] is None:
         return "flatness: needs two sizes or more"
@@ -971,10 +970,10 @@ def tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
     timing = [
         [
             f"{s['ltm_records']:,}",
-            _fmt(s["s_per_100"]["median"], 3),
-            _fmt(s["s_per_100"]["min"], 3),
-            _fmt(s["s_per_100"]["max"], 3),
-            _fmt(s["ms_per_entry_median"], 1),
+            fmt(s["s_per_100"]["median"], 3),
+            fmt(s["s_per_100"]["min"], 3),
+            fmt(s["s_per_100"]["max"], 3),
+            fmt(s["ms_per_entry_median"], 1),
             str(len(s["runs"])),
         ]
         for s in sizes
@@ -997,7 +996,7 @@ def tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
     stages = [
         [
             f"{s['ltm_records']:,}",
-            *(_fmt(s["stages_ms_per_entry_median"].get(g), 2) for g in STAGE_GROUPS),
+            *(fmt(s["stages_ms_per_entry_median"].get(g), 2) for g in STAGE_GROUPS),
         ]
         for s in sizes
     ]
@@ -1012,9 +1011,9 @@ def tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
     per_call = [
         [
             key,
-            _fmt(last["calls_median"][key]["calls_per_entry"], 2),
+            fmt(last["calls_median"][key]["calls_per_entry"], 2),
             *(
-                _fmt(s["calls_median"][key]["ms_per_call"], 3) if key in s["calls_median"] else "–"
+                fmt(s["calls_median"][key]["ms_per_call"], 3) if key in s["calls_median"] else "–"
                 for s in sizes
             ),
         ]
@@ -1074,9 +1073,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines += [
             f"## {title}",
             "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---", *["---:"] * (len(header) - 1)]) + "|",
-            *["| " + " | ".join(row) + " |" for row in rows],
+            *markdown_table(header, rows),
             "",
         ]
     lines += [
@@ -1135,7 +1132,7 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
 
 
 def write_reports(results: Mapping[str, Any], out: Path) -> None:
-    (out / "consolidation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "consolidation.json", results)
     (out / "consolidation.md").write_text(markdown(results), encoding="utf-8")
     plot(results, out / "consolidation.png")
 
@@ -1144,12 +1141,7 @@ def print_report(results: Mapping[str, Any], console: Console) -> None:
     for line in header_lines(results):
         console.print(line)
     for title, header, rows in tables(results):
-        table = Table(title=title)
-        for i, column in enumerate(header):
-            table.add_column(column, justify="right" if i else "left")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        console.print(rich_table(title, header, rows))
     flat = results["flatness"]
     style = "green" if flat["met"] else "red" if flat["met"] is False else "yellow"
     console.print(f"[bold {style}]{verdict(flat)}[/bold {style}]")
@@ -1235,7 +1227,6 @@ def quality_main(argv: Sequence[str]) -> int:
     ``benchmarks/_consolidation_quality.py``): extraction precision and recall, supersede
     precision and recall, merge accuracy, and current values ranked above superseded ones."""
     from _consolidation_quality import DEFAULT_CASES, quality
-    from rich.table import Table
 
     parser = argparse.ArgumentParser(description=quality_main.__doc__)
     parser.add_argument("--quality", action="store_true")
@@ -1279,7 +1270,7 @@ def quality_main(argv: Sequence[str]) -> int:
                 f"  {Path(report['cases']).name}: {mistake}", markup=False, highlight=False
             )
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "quality.json").write_text(json.dumps(reports, indent=2), encoding="utf-8")
+    write_json(a.out / "quality.json", reports)
     console.print(f"report: {a.out / 'quality.json'}")
     return 0
 

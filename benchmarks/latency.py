@@ -79,7 +79,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import logging
 import os
 import random
@@ -103,12 +102,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import (  # noqa: E402
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table  # noqa: E402
 
@@ -518,15 +512,7 @@ def summary_ms(samples_s: Sequence[float]) -> dict[str, Any]:
 
 
 def progress() -> Progress:
-    return Progress(
-        TextColumn("[bold blue]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    return _common.make_progress(console)
 
 
 @dataclass
@@ -1453,7 +1439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sizes": sizes_out,
     }
     results["targets"] = targets(results)
-    plan.out.write_text(json.dumps(results, indent=2))
+    _common.write_json(plan.out, results)
     png = plan.out.with_suffix(".png")
     plot(results, png)
     render(results)

@@ -42,6 +42,7 @@ from _common import (  # sets the offline env first
     environment,
     make_progress,
     percentile,
+    write_json,
 )
 from rich.console import Console
 from rich.table import Table
@@ -365,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_progress=not args.no_progress,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "load.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out / "load.json", results)
     print_report(results, console)
     return 0 if results["errors"] == 0 and results["index_caught_up"] else 1
 

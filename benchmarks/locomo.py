@@ -71,7 +71,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,19 +80,30 @@ import numpy.typing as npt
 from _common import (  # sets the offline env first
     entry_point,
     environment,
+    fmt,
     load_average,
     make_progress,
+    markdown_table,
     percentile,
     plot_grouped_bars,
+    rich_table,
+)
+from _corpus import (
+    CATEGORY_NAMES,
+    MAIN_CATEGORIES,
+    Conversation,
+    LoadStats,
+    Question,
+    TurnRecord,
+    limit_questions,
+    load_locomo,
 )
 from _models import load_model, model_totals
-from dateutil import parser as date_parser
 from rich.console import Console
 from rich.progress import (
     Progress,
     TaskID,
 )
-from rich.table import Table
 
 from lightmem_core import DEFAULT_EMBEDDER, LightMem, LightMemConfig
 from lightmem_core.embedding import Embedder, default_embedder
@@ -104,14 +115,6 @@ RANKING_BUDGET = 2000
 """The search whose first k hits give recall@k."""
 KS: tuple[int, ...] = (5, 10, 20)
 RRF_K = 60
-CATEGORY_NAMES: dict[int, str] = {
-    1: "multi-hop",
-    2: "temporal",
-    3: "open-domain",
-    4: "single-hop",
-    5: "adversarial",
-}
-MAIN_CATEGORIES: tuple[int, ...] = (1, 2, 3, 4)
 OVERALL = "overall"
 """Key of the figures over categories 1-4."""
 
@@ -129,8 +132,6 @@ BASELINES: tuple[str, ...] = ("bm25", "dense", "rrf")
 WARMUP_QUERY = "what happened recently"
 """One untimed search per system and user before the timed ones (opens indexes, caches)."""
 
-_SESSION_KEY = re.compile(r"^session_(\d+)$")
-_EVIDENCE_SPLIT = re.compile(r"[;,\s]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Ranking = list[tuple[str, tuple[str, ...]]]
@@ -138,185 +139,6 @@ Ranking = list[tuple[str, tuple[str, ...]]]
 Vector = npt.NDArray[np.float32]
 
 logger = logging.getLogger("locomo")
-
-
-# --- data -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRecord:
-    """One turn as added to LightMem (and ranked by the baselines)."""
-
-    turn_id: str
-    session_id: str
-    speaker: str
-    text: str
-    date: str
-    """The session's date string, as in the data."""
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    session_id: str
-    date: str
-    turns: tuple[TurnRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    sample_id: str
-    index: int
-    """Position in the sample's ``qa`` list."""
-    question: str
-    category: int
-    evidence: frozenset[str]
-    """Valid evidence turn ids (never empty)."""
-    answer: str
-
-
-@dataclass(frozen=True, slots=True)
-class Conversation:
-    sample_id: str
-    sessions: tuple[Session, ...]
-    questions: tuple[Question, ...]
-    now: datetime
-    """One day after the last session: the moment every question is asked."""
-
-    @property
-    def turns(self) -> list[TurnRecord]:
-        return [turn for session in self.sessions for turn in session.turns]
-
-
-@dataclass(slots=True)
-class LoadStats:
-    """What loading kept and dropped."""
-
-    turns_skipped_empty: int = 0
-    turns_skipped_duplicate_id: int = 0
-    questions_total: int = 0
-    questions_skipped_no_evidence: int = 0
-    evidence_ids_dropped: int = 0
-    evidence_entries_split: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "turns_skipped_empty": self.turns_skipped_empty,
-            "turns_skipped_duplicate_id": self.turns_skipped_duplicate_id,
-            "questions_total": self.questions_total,
-            "questions_skipped_no_evidence": self.questions_skipped_no_evidence,
-            "evidence_ids_dropped": self.evidence_ids_dropped,
-            "evidence_entries_split": self.evidence_entries_split,
-        }
-
-
-def parse_date(text: str) -> datetime:
-    """A LoCoMo date string ("1:56 pm on 8 May, 2023") as an aware UTC datetime, read the
-    way LightMem reads timestamps (naive = UTC)."""
-    parsed = date_parser.parse(text.strip().replace(" on ", " "))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def turn_content(turn: Mapping[str, Any]) -> str:
-    """The text LightMem stores for a turn: its text, plus the caption of a shared photo."""
-    text = str(turn.get("text") or "").strip()
-    caption = str(turn.get("blip_caption") or "").strip()
-    if caption:
-        text = f"{text} [shares a photo: {caption}]".strip()
-    return text
-
-
-def _sessions(sample_id: str, conversation: Mapping[str, Any], stats: LoadStats) -> list[Session]:
-    numbered = sorted(
-        (int(match.group(1)), key)
-        for key in conversation
-        if (match := _SESSION_KEY.match(key)) is not None
-    )
-    sessions: list[Session] = []
-    seen: set[str] = set()
-    for _, key in numbered:
-        raw_turns = conversation[key]
-        if not isinstance(raw_turns, list) or not raw_turns:
-            continue
-        date = conversation.get(f"{key}_date_time")
-        if not isinstance(date, str) or not date.strip():
-            raise ValueError(f"{sample_id}: {key} has turns but no {key}_date_time")
-        turns: list[TurnRecord] = []
-        for raw in raw_turns:
-            turn_id = str(raw["dia_id"]).strip()
-            content = turn_content(raw)
-            if not content:
-                stats.turns_skipped_empty += 1
-                continue
-            if turn_id in seen:
-                stats.turns_skipped_duplicate_id += 1
-                continue
-            seen.add(turn_id)
-            speaker = str(raw.get("speaker") or "").strip() or "unknown"
-            turns.append(TurnRecord(turn_id, key, speaker, content, date.strip()))
-        if turns:
-            sessions.append(Session(key, date.strip(), tuple(turns)))
-    return sessions
-
-
-def _evidence(raw: object, valid: set[str], stats: LoadStats) -> frozenset[str]:
-    ids: list[str] = []
-    for entry in raw if isinstance(raw, list) else []:
-        parts = [p for p in _EVIDENCE_SPLIT.split(str(entry)) if p]
-        if len(parts) > 1:
-            stats.evidence_entries_split += 1
-        ids.extend(parts)
-    kept = frozenset(i for i in ids if i in valid)
-    stats.evidence_ids_dropped += len(set(ids) - kept)
-    return kept
-
-
-def load_locomo(path: Path) -> tuple[list[Conversation], LoadStats]:
-    """Read a LoCoMo JSON file into conversations with their scorable questions."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of samples")
-    stats = LoadStats()
-    conversations: list[Conversation] = []
-    for sample in data:
-        sample_id = str(sample["sample_id"])
-        sessions = _sessions(sample_id, sample["conversation"], stats)
-        if not sessions:
-            continue
-        valid = {turn.turn_id for session in sessions for turn in session.turns}
-        questions: list[Question] = []
-        for index, qa in enumerate(sample.get("qa", [])):
-            stats.questions_total += 1
-            evidence = _evidence(qa.get("evidence"), valid, stats)
-            if not evidence:
-                stats.questions_skipped_no_evidence += 1
-                continue
-            answer = qa.get("answer", qa.get("adversarial_answer", ""))
-            questions.append(
-                Question(
-                    sample_id=sample_id,
-                    index=index,
-                    question=str(qa["question"]),
-                    category=int(qa["category"]),
-                    evidence=evidence,
-                    answer=str(answer),
-                )
-            )
-        last = max(parse_date(session.date) for session in sessions)
-        conversations.append(
-            Conversation(sample_id, tuple(sessions), tuple(questions), last + timedelta(days=1))
-        )
-    return conversations, stats
-
-
-def limit_questions(conversations: list[Conversation], limit: int | None) -> list[Conversation]:
-    """Keep the first ``limit`` scorable questions of each conversation."""
-    if limit is None:
-        return conversations
-    return [
-        Conversation(c.sample_id, c.sessions, c.questions[:limit], c.now) for c in conversations
-    ]
 
 
 # --- systems ----------------------------------------------------------------------------------
@@ -710,7 +532,7 @@ def ask_all(
         progress.console.print(
             f"{system.name}: {len(system.scores)} questions, searches took "
             f"{system.search_s:.1f} s; recall within {TIMED_BUDGET} tokens (1-4) "
-            f"{_fmt(_mean(overall))}"
+            f"{fmt(_mean(overall))}"
         )
 
 
@@ -1041,10 +863,6 @@ def build_results(
 # --- reporting -----------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The summary table: header and one row per system."""
     header = [
@@ -1069,18 +887,18 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
         def category(c: int, categories: Mapping[str, Any] = categories) -> str:
             entry = categories.get(str(c))
-            return _fmt(entry["recall_within"][str(TIMED_BUDGET)]) if entry else "–"
+            return fmt(entry["recall_within"][str(TIMED_BUDGET)]) if entry else "–"
 
         rate = system["ingest"].get("turns_per_s")
         rows.append(
             [
                 name,
-                *[_fmt(within.get(str(n))) for n in BUDGETS],
+                *[fmt(within.get(str(n))) for n in BUDGETS],
                 *[category(c) for c in (*MAIN_CATEGORIES, 5)],
-                *[_fmt(at.get(str(k))) for k in KS],
-                _fmt(system["latency"]["p50_ms"], 1),
-                _fmt(system["latency"]["p95_ms"], 1),
-                _fmt(system["latency"].get("over_embed_p50"), 2),
+                *[fmt(at.get(str(k))) for k in KS],
+                fmt(system["latency"]["p50_ms"], 1),
+                fmt(system["latency"]["p95_ms"], 1),
+                fmt(system["latency"].get("over_embed_p50"), 2),
                 f"{rate:,.0f}" if isinstance(rate, int | float) else "–",
             ]
         )
@@ -1093,9 +911,9 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
                 queries.get("tokens_out_per_query") or 0
             )
             rows[-1] += [
-                _fmt(ingest.get("calls_per_turn"), 2),
-                _fmt(queries.get("calls_per_query"), 2),
-                _fmt(tokens, 0) if queries else "–",
+                fmt(ingest.get("calls_per_turn"), 2),
+                fmt(queries.get("calls_per_query"), 2),
+                fmt(tokens, 0) if queries else "–",
             ]
     return header, rows
 
@@ -1116,12 +934,10 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"over categories 1-4; per-category columns at N = {TIMED_BUDGET} (adversarial = "
         f"category 5, not in the overall). R@k: first k hits of the N = {RANKING_BUDGET} "
         f"search. Latency: search() at N = {TIMED_BUDGET}; p50 ÷ embed: its p50 over the p50 "
-        f"of embedding one query ({_fmt(results.get('embed_one_query_p50_ms'), 1)} ms), the "
+        f"of embedding one query ({fmt(results.get('embed_one_query_p50_ms'), 1)} ms), the "
         "cost no dense search can avoid.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-        *["| " + " | ".join(row) + " |" for row in rows],
+        *markdown_table(header, rows),
         "",
     ]
     return "\n".join(lines)
@@ -1197,17 +1013,11 @@ def write_reports(results: Mapping[str, Any], out: Path) -> None:
 def print_table(results: Mapping[str, Any], console: Console) -> None:
     header, rows = table_rows(results)
     counts = results["counts"]
-    table = Table(
-        title=(
-            f"LoCoMo retrieval ({results['data_file']}): {counts['questions_scored']} questions, "
-            f"{counts['turns']} turns, wall {results['wall_s']:.0f} s"
-        )
+    title = (
+        f"LoCoMo retrieval ({results['data_file']}): {counts['questions_scored']} questions, "
+        f"{counts['turns']} turns, wall {results['wall_s']:.0f} s"
     )
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i == 0 else "right", style="bold" if i else "")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    console.print(rich_table(title, header, rows))
 
 
 # --- main ----------------------------------------------------------------------------------------

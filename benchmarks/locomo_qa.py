@@ -101,34 +101,38 @@ from typing import Any
 
 from _common import (  # sets the offline env first
     entry_point,
+    fmt,
     load_average,
     make_progress,
+    markdown_table,
     percentile,
     plot_grouped_bars,
+    rich_table,
 )
-from _models import load_model
-from locomo import (
+from _corpus import (
     CATEGORY_NAMES,
     MAIN_CATEGORIES,
-    OVERALL,
     Conversation,
-    DenseRetriever,
-    DenseTurnIndex,
     LoadStats,
     Question,
     TurnRecord,
+    limit_questions,
+    load_locomo,
+)
+from _models import load_model
+from locomo import (
+    OVERALL,
+    DenseRetriever,
+    DenseTurnIndex,
     categories_and_environment,
     category_summary,
     dataset_counts,
     ingest_lightmem,
-    limit_questions,
-    load_locomo,
     to_json,
 )
 from nltk.stem import PorterStemmer  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from lightmem_core import LightMem, approx_token_count
 from lightmem_core.embedding import Embedder, default_embedder
@@ -852,10 +856,6 @@ def build_results(
 # --- reporting -----------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def _int(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else "–"
 
@@ -883,7 +883,7 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
         def score(key: str, categories: Mapping[str, Any] = categories) -> str:
             entry = categories.get(key)
-            return _fmt(entry["score"]) if entry and entry["n"] else "–"
+            return fmt(entry["score"]) if entry and entry["n"] else "–"
 
         ledger = system["answer_model"]
         rows.append(
@@ -892,12 +892,12 @@ def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
                 *[score(str(c)) for c in MAIN_CATEGORIES],
                 score(OVERALL),
                 score(str(ADVERSARIAL)),
-                _fmt(system["context_tokens"]["mean"], 0),
+                fmt(system["context_tokens"]["mean"], 0),
                 _int(ledger["calls"]),
                 _int(ledger["tokens_in"]),
                 _int(ledger["tokens_out"]),
-                _fmt(system["answer_latency"]["p50_ms"], 1),
-                _fmt(system["context_latency"]["p50_ms"], 1),
+                fmt(system["answer_latency"]["p50_ms"], 1),
+                fmt(system["context_latency"]["p50_ms"], 1),
             ]
         )
     return header, rows
@@ -960,9 +960,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         "information available'. ctx tokens: mean context tokens per question "
         "(`approx_token_count`). Calls and tokens: the answering model's, as it reported them.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-        *["| " + " | ".join(row) + " |" for row in rows],
+        *markdown_table(header, rows),
         "",
     ]
     for name, system in results["systems"].items():
@@ -971,9 +969,7 @@ def markdown(results: Mapping[str, Any]) -> str:
             lines += [
                 f"LightMem's own model calls ({name}, `mem.stats()['models']`):",
                 "",
-                "| " + " | ".join(ledger_header) + " |",
-                "|" + "|".join(["---"] * 2 + ["---:"] * (len(ledger_header) - 2)) + "|",
-                *["| " + " | ".join(row) + " |" for row in ledger],
+                *markdown_table(ledger_header, ledger, left=2),
                 "",
             ]
     return "\n".join(lines)
@@ -1017,21 +1013,12 @@ def print_table(results: Mapping[str, Any], console: Console) -> None:
     )
     if is_fake(results):
         title += " [plumbing: fake answerer]"
-    table = Table(title=title)
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    console.print(rich_table(title, header, rows))
     for name, system in results["systems"].items():
         if system.get("lightmem_models"):
             ledger_header, ledger = ledger_rows(system["lightmem_models"])
-            ledger_table = Table(title=f"LightMem's own model calls ({name})")
-            for i, column in enumerate(ledger_header):
-                ledger_table.add_column(column, justify="left" if i < 2 else "right")
-            for row in ledger:
-                ledger_table.add_row(*row)
-            console.print(ledger_table)
+            title = f"LightMem's own model calls ({name})"
+            console.print(rich_table(title, ledger_header, ledger, left=2))
 
 
 # --- main ----------------------------------------------------------------------------------------

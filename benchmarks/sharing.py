@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (first: the offline environment)
-from _common import entry_point
+from _common import entry_point, write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -103,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = evaluate(statements)
     render(report, Console())
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json(args.out, report)
     return 0
 
 

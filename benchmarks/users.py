@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (first: the offline environment)
-from _common import entry_point, environment, load_average, make_progress, percentile
+from _common import (
+    entry_point,
+    environment,
+    load_average,
+    make_progress,
+    percentile,
+    write_json,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -278,8 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     render(report, console)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json(args.out, report)
     return 0
 
 

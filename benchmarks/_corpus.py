@@ -1,0 +1,223 @@
+"""The conversations the benchmarks score on, and how they are read.
+
+A corpus is a list of :class:`Conversation`: sessions of turns with their dates, and questions
+with the ids of the turns that hold their evidence. :func:`load_locomo` reads the LoCoMo
+benchmark's JSON (snap-research, CC BY-NC 4.0; the file is never copied into the project,
+benchmarks take its path). Every benchmark that scores retrieval or answers reads its data
+through here, so they all count the same turns and questions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dateutil import parser as date_parser
+
+__all__ = [
+    "CATEGORY_NAMES",
+    "MAIN_CATEGORIES",
+    "Conversation",
+    "LoadStats",
+    "Question",
+    "Session",
+    "TurnRecord",
+    "limit_questions",
+    "load_locomo",
+    "parse_date",
+    "turn_content",
+]
+
+CATEGORY_NAMES: dict[int, str] = {
+    1: "multi-hop",
+    2: "temporal",
+    3: "open-domain",
+    4: "single-hop",
+    5: "adversarial",
+}
+MAIN_CATEGORIES: tuple[int, ...] = (1, 2, 3, 4)
+"""The categories scored overall (5, adversarial, has no evidence to find)."""
+
+_SESSION_KEY = re.compile(r"^session_(\d+)$")
+_EVIDENCE_SPLIT = re.compile(r"[;,\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One turn as added to LightMem (and ranked by the baselines)."""
+
+    turn_id: str
+    session_id: str
+    speaker: str
+    text: str
+    date: str
+    """The session's date string, as in the data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    date: str
+    turns: tuple[TurnRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    sample_id: str
+    index: int
+    """Position in the sample's ``qa`` list."""
+    question: str
+    category: int
+    evidence: frozenset[str]
+    """Valid evidence turn ids (never empty)."""
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    sample_id: str
+    sessions: tuple[Session, ...]
+    questions: tuple[Question, ...]
+    now: datetime
+    """One day after the last session: the moment every question is asked."""
+
+    @property
+    def turns(self) -> list[TurnRecord]:
+        return [turn for session in self.sessions for turn in session.turns]
+
+
+@dataclass(slots=True)
+class LoadStats:
+    """What loading kept and dropped."""
+
+    turns_skipped_empty: int = 0
+    turns_skipped_duplicate_id: int = 0
+    questions_total: int = 0
+    questions_skipped_no_evidence: int = 0
+    evidence_ids_dropped: int = 0
+    evidence_entries_split: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "turns_skipped_empty": self.turns_skipped_empty,
+            "turns_skipped_duplicate_id": self.turns_skipped_duplicate_id,
+            "questions_total": self.questions_total,
+            "questions_skipped_no_evidence": self.questions_skipped_no_evidence,
+            "evidence_ids_dropped": self.evidence_ids_dropped,
+            "evidence_entries_split": self.evidence_entries_split,
+        }
+
+
+def parse_date(text: str) -> datetime:
+    """A LoCoMo date string ("1:56 pm on 8 May, 2023") as an aware UTC datetime, read the
+    way LightMem reads timestamps (naive = UTC)."""
+    parsed = date_parser.parse(text.strip().replace(" on ", " "))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def turn_content(turn: Mapping[str, Any]) -> str:
+    """The text LightMem stores for a turn: its text, plus the caption of a shared photo."""
+    text = str(turn.get("text") or "").strip()
+    caption = str(turn.get("blip_caption") or "").strip()
+    if caption:
+        text = f"{text} [shares a photo: {caption}]".strip()
+    return text
+
+
+def _sessions(sample_id: str, conversation: Mapping[str, Any], stats: LoadStats) -> list[Session]:
+    numbered = sorted(
+        (int(match.group(1)), key)
+        for key in conversation
+        if (match := _SESSION_KEY.match(key)) is not None
+    )
+    sessions: list[Session] = []
+    seen: set[str] = set()
+    for _, key in numbered:
+        raw_turns = conversation[key]
+        if not isinstance(raw_turns, list) or not raw_turns:
+            continue
+        date = conversation.get(f"{key}_date_time")
+        if not isinstance(date, str) or not date.strip():
+            raise ValueError(f"{sample_id}: {key} has turns but no {key}_date_time")
+        turns: list[TurnRecord] = []
+        for raw in raw_turns:
+            turn_id = str(raw["dia_id"]).strip()
+            content = turn_content(raw)
+            if not content:
+                stats.turns_skipped_empty += 1
+                continue
+            if turn_id in seen:
+                stats.turns_skipped_duplicate_id += 1
+                continue
+            seen.add(turn_id)
+            speaker = str(raw.get("speaker") or "").strip() or "unknown"
+            turns.append(TurnRecord(turn_id, key, speaker, content, date.strip()))
+        if turns:
+            sessions.append(Session(key, date.strip(), tuple(turns)))
+    return sessions
+
+
+def _evidence(raw: object, valid: set[str], stats: LoadStats) -> frozenset[str]:
+    ids: list[str] = []
+    for entry in raw if isinstance(raw, list) else []:
+        parts = [p for p in _EVIDENCE_SPLIT.split(str(entry)) if p]
+        if len(parts) > 1:
+            stats.evidence_entries_split += 1
+        ids.extend(parts)
+    kept = frozenset(i for i in ids if i in valid)
+    stats.evidence_ids_dropped += len(set(ids) - kept)
+    return kept
+
+
+def load_locomo(path: Path) -> tuple[list[Conversation], LoadStats]:
+    """Read a LoCoMo JSON file into conversations with their scorable questions."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of samples")
+    stats = LoadStats()
+    conversations: list[Conversation] = []
+    for sample in data:
+        sample_id = str(sample["sample_id"])
+        sessions = _sessions(sample_id, sample["conversation"], stats)
+        if not sessions:
+            continue
+        valid = {turn.turn_id for session in sessions for turn in session.turns}
+        questions: list[Question] = []
+        for index, qa in enumerate(sample.get("qa", [])):
+            stats.questions_total += 1
+            evidence = _evidence(qa.get("evidence"), valid, stats)
+            if not evidence:
+                stats.questions_skipped_no_evidence += 1
+                continue
+            answer = qa.get("answer", qa.get("adversarial_answer", ""))
+            questions.append(
+                Question(
+                    sample_id=sample_id,
+                    index=index,
+                    question=str(qa["question"]),
+                    category=int(qa["category"]),
+                    evidence=evidence,
+                    answer=str(answer),
+                )
+            )
+        last = max(parse_date(session.date) for session in sessions)
+        conversations.append(
+            Conversation(sample_id, tuple(sessions), tuple(questions), last + timedelta(days=1))
+        )
+    return conversations, stats
+
+
+def limit_questions(conversations: list[Conversation], limit: int | None) -> list[Conversation]:
+    """Keep the first ``limit`` scorable questions of each conversation."""
+    if limit is None:
+        return conversations
+    return [
+        Conversation(c.sample_id, c.sessions, c.questions[:limit], c.now) for c in conversations
+    ]
