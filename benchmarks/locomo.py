@@ -98,6 +98,7 @@ from _corpus import (
     limit_questions,
     load_locomo,
 )
+from _generalisation import Scored, ablation, leave_one_out
 from _models import load_model, model_totals
 from rich.console import Console
 from rich.progress import (
@@ -856,8 +857,76 @@ def build_results(
             for c in conversations
         ],
         "systems": {s.name: s.to_dict() for s in systems},
+        "generalisation": generalisation(systems),
         "per_question": per_question,
     }
+
+
+def generalisation(systems: Sequence[SystemResult]) -> dict[str, Any] | None:
+    """Leave-one-conversation-out over the LightMem variants run (``_generalisation.py``),
+    scored by recall within the timed budget on categories 1-4; ``None`` with fewer than two
+    conversations or no variant."""
+    candidates = {
+        s.name: [
+            Scored(q.sample_id, CATEGORY_NAMES[q.category], score.recall_within[TIMED_BUDGET])
+            for q, score in s.scores
+            if q.category in MAIN_CATEGORIES
+        ]
+        for s in systems
+        if s.kind == "lightmem"
+    }
+    conversations = {c.conversation for scored in candidates.values() for c in scored}
+    if not candidates or len(conversations) < 2:
+        return None
+    reference = "lightmem" if "lightmem" in candidates else next(iter(candidates))
+    return {
+        "metric": f"recall within {TIMED_BUDGET} tokens, categories 1-4",
+        "leave_one_out": leave_one_out(candidates),
+        "ablation": ablation(candidates, reference),
+    }
+
+
+def generalisation_lines(results: Mapping[str, Any]) -> list[str]:
+    """The leave-one-out and ablation tables, in Markdown (nothing when not computed)."""
+    found = results.get("generalisation")
+    if not found:
+        return []
+    loo = found["leave_one_out"]
+    rows = [
+        [f["held_out"], f["chosen"], fmt(f["train_score"]), fmt(f["held_out_score"]),
+         *(fmt(v) for v in f["held_out_by_category"].values())]
+        for f in loo["folds"]
+    ]  # fmt: skip
+    categories = list(loo["folds"][0]["held_out_by_category"])
+    lines = [
+        f"## Leave one conversation out ({found['metric']})",
+        "",
+        f"Held out: mean {fmt(loo['held_out_mean'])}, min {fmt(loo['held_out_min'])}, max "
+        f"{fmt(loo['held_out_max'])}, stdev {fmt(loo['held_out_stdev'])}. All-in (chosen on "
+        f"every conversation): {loo['all_in_choice']} {fmt(loo['all_in_score'])}.",
+        "",
+        *markdown_table(
+            ["held out", "chosen on the rest", "train", "held out", *categories], rows, left=2
+        ),
+        "",
+    ]
+    ab = found["ablation"]
+    if ab["rows"]:
+        header = ["variant", *ab["folds"], "reference better on", "keep what it lacks"]
+        rows = [
+            [name, *(fmt(d) for d in row["reference_minus_this"].values()),
+             f"{row['folds_where_reference_is_better']}/{len(ab['folds'])}",
+             "yes" if row["keep"] else "no"]
+            for name, row in ab["rows"].items()
+        ]  # fmt: skip
+        lines += [
+            f"Ablation: {ab['reference']} minus each variant, per held-out conversation "
+            f"(kept when positive on {ab['needed']} of {len(ab['folds'])}).",
+            "",
+            *markdown_table(header, rows),
+            "",
+        ]
+    return lines
 
 
 # --- reporting -----------------------------------------------------------------------------------
@@ -940,6 +1009,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         *markdown_table(header, rows),
         "",
     ]
+    lines += generalisation_lines(results)
     return "\n".join(lines)
 
 
@@ -1018,6 +1088,17 @@ def print_table(results: Mapping[str, Any], console: Console) -> None:
         f"{counts['turns']} turns, wall {results['wall_s']:.0f} s"
     )
     console.print(rich_table(title, header, rows))
+    found = results.get("generalisation")
+    if found:
+        loo = found["leave_one_out"]
+        folds = ", ".join(
+            f"{f['held_out']} {fmt(f['held_out_score'])} ({f['chosen']})" for f in loo["folds"]
+        )
+        console.print(
+            f"leave one conversation out: held-out mean {fmt(loo['held_out_mean'])} "
+            f"(min {fmt(loo['held_out_min'])}, max {fmt(loo['held_out_max'])}); all-in "
+            f"{loo['all_in_choice']} {fmt(loo['all_in_score'])}; folds: {folds}"
+        )
 
 
 # --- main ----------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def test_benchmark_end_to_end(locomo: ModuleType, data_file: Path, tmp_path: Pat
     assert saved["data_file"] == "tiny_locomo.json"
     assert saved["counts"]["questions_scored"] == 4
     assert saved["counts"]["turns"] == 8
+    assert saved["generalisation"] is None  # one conversation: nothing to hold out
     table = (out / "locomo.md").read_text()
     for name in saved["systems"]:
         assert f"| {name} |" in table
