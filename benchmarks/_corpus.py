@@ -3,8 +3,41 @@
 A corpus is a list of :class:`Conversation`: sessions of turns with their dates, and questions
 with the ids of the turns that hold their evidence. :func:`load_locomo` reads the LoCoMo
 benchmark's JSON (snap-research, CC BY-NC 4.0; the file is never copied into the project,
-benchmarks take its path). Every benchmark that scores retrieval or answers reads its data
+benchmarks take its path); :func:`load_chats` reads a folder of chat files in the simple format
+below, so users can score their own conversations; :func:`load_corpus` picks by the path.
+Every benchmark that scores retrieval or answers reads its data
 through here, so they all count the same turns and questions.
+
+The chat-file format
+--------------------
+One JSON file per chat (``*.json`` in the folder, read in name order; each chat is one user)::
+
+    {
+      "chat_id": "dani-sam",                      # optional; default: the file's stem
+      "messages": [
+        {"id": "m1", "speaker": "dk_92", "time": "2026-03-02T19:04:00",
+         "text": "hey sam, you around?"},
+        {"id": "m2", "speaker": "samuel.o", "time": "2026-03-02T19:06:00",
+         "text": "look what I found", "caption": "a red bicycle by a wall",
+         "reply_to": "m1", "session": "week-1"}
+      ],
+      "questions": [
+        {"question": "What colour is the bike Sam found?", "evidence": ["m2"],
+         "category": "single-hop", "answer": "red"}
+      ]
+    }
+
+* ``id``, ``speaker``, ``time`` and ``text`` are required; ``id`` is unique within the chat.
+  ``time`` is anything ``dateutil`` reads (ISO 8601 is safest); naive times are UTC.
+* ``caption`` (a shared image, as text) is stored as `` [shares a photo: CAPTION]`` after the
+  text; a message with neither text nor caption is skipped.
+* ``reply_to`` names the message answered, when the chat app records it.
+* ``session`` groups messages (the chat app's threads or sittings); without it, a session is a
+  calendar day (UTC). Messages are ordered by time, ties kept in file order.
+* ``category`` is a name (``multi-hop``, ``temporal``, ``open-domain``, ``single-hop``,
+  ``adversarial``) or LoCoMo's number 1-5; default ``single-hop``. ``answer`` is optional.
+  Evidence ids that name no message are dropped; a question left with none is skipped.
+* Questions are asked one day after the chat's last message.
 """
 
 from __future__ import annotations
@@ -28,6 +61,8 @@ __all__ = [
     "Session",
     "TurnRecord",
     "limit_questions",
+    "load_chats",
+    "load_corpus",
     "load_locomo",
     "parse_date",
     "turn_content",
@@ -56,7 +91,9 @@ class TurnRecord:
     speaker: str
     text: str
     date: str
-    """The session's date string, as in the data."""
+    """When the turn was said, as in the data (LoCoMo: its session's date string)."""
+    reply_to: str | None = None
+    """The id of the turn this one answers, when the data says (chat files only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +249,113 @@ def load_locomo(path: Path) -> tuple[list[Conversation], LoadStats]:
             Conversation(sample_id, tuple(sessions), tuple(questions), last + timedelta(days=1))
         )
     return conversations, stats
+
+
+_CATEGORY_IDS = {name: number for number, name in CATEGORY_NAMES.items()}
+_CHAT_REQUIRED = ("id", "speaker", "time", "text")
+
+
+def _category(raw: object, where: str) -> int:
+    if raw is None:
+        return 4
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw in CATEGORY_NAMES:
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _CATEGORY_IDS:
+        return _CATEGORY_IDS[raw.strip().lower()]
+    raise ValueError(
+        f"{where}: category must be one of {sorted(_CATEGORY_IDS)} or 1-5, not {raw!r}"
+    )
+
+
+def _chat_turns(path: Path, raw_messages: object, stats: LoadStats) -> list[Session]:
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise ValueError(f"{path}: 'messages' must be a non-empty list")
+    timed: list[tuple[datetime, int, Mapping[str, Any]]] = []
+    for number, message in enumerate(raw_messages):
+        where = f"{path}: messages[{number}]"
+        if not isinstance(message, Mapping):
+            raise ValueError(f"{where}: expected an object")
+        missing = [key for key in _CHAT_REQUIRED if key not in message]
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(missing)}")
+        try:
+            when = parse_date(str(message["time"]))
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"{where}: unreadable time {message['time']!r}") from exc
+        timed.append((when, number, message))
+    timed.sort(key=lambda item: (item[0], item[1]))
+    grouped: dict[str, list[TurnRecord]] = {}
+    seen: set[str] = set()
+    for when, _, message in timed:
+        turn_id = str(message["id"]).strip()
+        content = turn_content({"text": message["text"], "blip_caption": message.get("caption")})
+        if not content:
+            stats.turns_skipped_empty += 1
+            continue
+        if turn_id in seen:
+            stats.turns_skipped_duplicate_id += 1
+            continue
+        seen.add(turn_id)
+        session = message.get("session")
+        session_id = str(session) if session is not None else when.date().isoformat()
+        reply = message.get("reply_to")
+        grouped.setdefault(session_id, []).append(
+            TurnRecord(
+                turn_id,
+                session_id,
+                str(message["speaker"]).strip() or "unknown",
+                content,
+                when.isoformat(),
+                str(reply) if reply is not None else None,
+            )
+        )
+    return [Session(sid, turns[0].date, tuple(turns)) for sid, turns in grouped.items()]
+
+
+def load_chats(folder: Path) -> tuple[list[Conversation], LoadStats]:
+    """Read every ``*.json`` chat file of ``folder`` (the format in this module's docstring)."""
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ValueError(f"{folder}: no *.json chat files")
+    stats = LoadStats()
+    conversations: list[Conversation] = []
+    names: set[str] = set()
+    for path in files:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: expected a JSON object with 'messages' and 'questions'")
+        chat_id = str(data.get("chat_id") or path.stem)
+        if chat_id in names:
+            raise ValueError(f"{path}: chat_id {chat_id!r} is used by another file")
+        names.add(chat_id)
+        sessions = _chat_turns(path, data.get("messages"), stats)
+        valid = {turn.turn_id for session in sessions for turn in session.turns}
+        questions: list[Question] = []
+        for index, qa in enumerate(data.get("questions") or []):
+            where = f"{path}: questions[{index}]"
+            if not isinstance(qa, Mapping) or not isinstance(qa.get("question"), str):
+                raise ValueError(f"{where}: expected an object with a 'question' string")
+            stats.questions_total += 1
+            category = _category(qa.get("category"), where)
+            evidence = _evidence(qa.get("evidence"), valid, stats)
+            if not evidence:
+                stats.questions_skipped_no_evidence += 1
+                continue
+            questions.append(
+                Question(
+                    chat_id, index, qa["question"], category, evidence, str(qa.get("answer", ""))
+                )
+            )
+        last = max(parse_date(turn.date) for session in sessions for turn in session.turns)
+        conversations.append(
+            Conversation(chat_id, tuple(sessions), tuple(questions), last + timedelta(days=1))
+        )
+    return conversations, stats
+
+
+def load_corpus(path: Path) -> tuple[list[Conversation], LoadStats]:
+    """A folder is read as chat files (:func:`load_chats`), a file as LoCoMo JSON."""
+    return load_chats(path) if path.is_dir() else load_locomo(path)
 
 
 def limit_questions(conversations: list[Conversation], limit: int | None) -> list[Conversation]:

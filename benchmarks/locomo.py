@@ -16,6 +16,12 @@ added with one ``LightMem.add_many`` call: one turn per message, ``content`` = t
 ``session_id`` = ``session_N``, ``timestamp`` = the session's date string, ``speaker`` = the
 speaker's name, role ``user``. ``flush()`` follows the ingest; both are timed (turns/s).
 
+``--data`` may instead name a folder of chat files (one JSON file per chat, the format in
+``benchmarks/_corpus.py``: messages with id, speaker, time, text, optional caption, reply_to
+and session; questions with evidence ids and a category): users score their own chats the
+same way. Each message keeps its own time as ``timestamp``, and ``reply_to`` travels as
+``metadata={"reply_to": ID}``.
+
 Each question is searched three times, with ``token_budget`` N = 1000 (timed: the latency
 figures), 500 and 2000, ``now`` = one day after the conversation's last session. All systems
 are built first; then they take turns question by question (in a rotating order), so a
@@ -96,7 +102,7 @@ from _corpus import (
     Question,
     TurnRecord,
     limit_questions,
-    load_locomo,
+    load_corpus,
 )
 from _generalisation import Scored, ablation, leave_one_out
 from _models import load_model, model_totals
@@ -184,6 +190,21 @@ class LightMemRetriever:
         return [(hit.text, tuple(hit.source_ids)) for hit in hits]
 
 
+def lightmem_message(turn: TurnRecord) -> dict[str, object]:
+    """One turn as a message for ``LightMem.add_many`` (a reply link rides in the metadata)."""
+    message: dict[str, object] = {
+        "content": turn.text,
+        "role": "user",
+        "turn_id": turn.turn_id,
+        "session_id": turn.session_id,
+        "timestamp": turn.date,
+        "speaker": turn.speaker,
+    }
+    if turn.reply_to is not None:
+        message["metadata"] = {"reply_to": turn.reply_to}
+    return message
+
+
 def ingest_lightmem(
     mem: LightMem,
     conversations: Sequence[Conversation],
@@ -194,17 +215,7 @@ def ingest_lightmem(
     stats = IngestStats()
     for conversation in conversations:
         for session in conversation.sessions:
-            messages = [
-                {
-                    "content": turn.text,
-                    "role": "user",
-                    "turn_id": turn.turn_id,
-                    "session_id": session.session_id,
-                    "timestamp": session.date,
-                    "speaker": turn.speaker,
-                }
-                for turn in session.turns
-            ]
+            messages = [lightmem_message(turn) for turn in session.turns]
             started = time.perf_counter()
             mem.add_many(conversation.sample_id, messages)
             stats.add_s += time.perf_counter() - started
@@ -701,7 +712,7 @@ def run_benchmark(
             f"[yellow]warning: load average {load_before:.1f} on {cpus} cores: other processes "
             "compete for the CPU and inflate the timings (recall is unaffected)[/yellow]"
         )
-    conversations, load_stats = load_locomo(data)
+    conversations, load_stats = load_corpus(data)
     conversations = limit_questions(conversations, limit)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="lightmem-locomo-", dir=workdir))
@@ -1116,7 +1127,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, required=True, help="a LoCoMo JSON file")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="a LoCoMo JSON file, or a folder of chat files (format: benchmarks/_corpus.py)",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/locomo"), help="report folder"
     )
@@ -1165,8 +1181,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown system(s): {', '.join(bad)}")
     if args.limit_questions is not None and args.limit_questions <= 0:
         parser.error("--limit-questions must be positive")
-    if not args.data.is_file():
-        parser.error(f"no such file: {args.data}")
+    if not args.data.exists():
+        parser.error(f"no such file or folder: {args.data}")
     return args
 
 

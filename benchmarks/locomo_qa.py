@@ -117,7 +117,7 @@ from _corpus import (
     Question,
     TurnRecord,
     limit_questions,
-    load_locomo,
+    load_corpus,
 )
 from _models import load_model
 from locomo import (
@@ -745,7 +745,7 @@ def run_benchmark(
     console = console or Console()
     started = time.perf_counter()
     load_before = load_average()
-    conversations, load_stats = load_locomo(data)
+    conversations, load_stats = load_corpus(data)
     conversations = limit_questions(conversations, limit)
     model = embedder if embedder is not None else default_embedder()
     out.mkdir(parents=True, exist_ok=True)
@@ -1035,7 +1035,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, required=True, help="a LoCoMo JSON file")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="a LoCoMo JSON file, or a folder of chat files (format: benchmarks/_corpus.py)",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/locomo_qa"), help="report folder"
     )
@@ -1095,8 +1100,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--limit-questions must be positive")
     if args.budget <= 0 or args.max_context_tokens <= 0:
         parser.error("--budget and --max-context-tokens must be positive")
-    if not args.data.is_file():
-        parser.error(f"no such file: {args.data}")
+    if not args.data.exists():
+        parser.error(f"no such file or folder: {args.data}")
     return args
 
 

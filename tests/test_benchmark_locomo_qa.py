@@ -105,7 +105,7 @@ def test_category_rules(qa: ModuleType) -> None:
 
 
 def test_category_5_options_and_replies(qa: ModuleType, data_file: Path) -> None:
-    [conversation], _ = qa.load_locomo(data_file)
+    [conversation], _ = qa.load_corpus(data_file)
     by_category = {q.category: q for q in conversation.questions}
     adversarial = by_category[5]
     assert adversarial.answer == "a patient teacher"  # from "adversarial_answer"
@@ -142,7 +142,7 @@ def test_category_5_options_and_replies(qa: ModuleType, data_file: Path) -> None
 def test_full_context_is_locomos_and_drops_the_oldest_turns(
     qa: ModuleType, data_file: Path
 ) -> None:
-    [conversation], _ = qa.load_locomo(data_file)
+    [conversation], _ = qa.load_corpus(data_file)
     whole = qa.full_context(conversation, 16000)
     assert whole.turns_dropped == 0
     assert whole.text.startswith("Below is a conversation between two people: Ann and Ben.")
@@ -166,7 +166,7 @@ def test_full_context_is_locomos_and_drops_the_oldest_turns(
 
 
 def test_pack_turns_keeps_the_longest_prefix_within_budget(qa: ModuleType, data_file: Path) -> None:
-    [conversation], _ = qa.load_locomo(data_file)
+    [conversation], _ = qa.load_corpus(data_file)
     turns = conversation.turns
     first = f"{turns[0].date}: {qa.said(turns[0])}"
     assert qa.pack_turns(turns, qa.approx_token_count(first)) == (
