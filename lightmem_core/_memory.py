@@ -441,7 +441,7 @@ class LightMem:
         self._indexer.notify(user)
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
-        self._searcher.note_speakers(user, (t.speaker for t in turns if t.speaker))
+        self._searcher.note_turns(user, ((t.speaker, t.content) for t in turns))
         return turns
 
     def remember(

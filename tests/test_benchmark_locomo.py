@@ -29,7 +29,7 @@ def data_file(tmp_path: Path) -> Path:
 def test_load_keeps_valid_evidence_and_asks_a_day_after_the_last_session(
     locomo: ModuleType, data_file: Path
 ) -> None:
-    conversations, stats = locomo.load_locomo(data_file)
+    conversations, stats = locomo.load_corpus(data_file)
     [conversation] = conversations
     assert [t.turn_id for t in conversation.turns] == [
         "D1:1",

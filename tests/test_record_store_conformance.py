@@ -234,3 +234,58 @@ def test_the_evidence_cursor_never_steps_over_a_concurrent_commit(
         read_on()
     assert not failures, failures
     assert sorted(seen) == sorted(f"w{w}-{i}" for w in range(writers) for i in range(per_writer))
+
+
+def test_speaker_turns_are_the_users_latest_in_order(
+    make_store: Callable[..., RecordStore],
+) -> None:
+    store = make_store()
+    for user in ("alice", "Alice"):
+        turns = [
+            Turn(user, f"t{i}", f"s{i // 3}", "user", f"{user} says {i}", EPOCH, speaker=speaker)
+            for i, speaker in enumerate(["dk_92", None, "samuel.o", "dk_92", "samuel.o"])
+        ]
+        store.add(turns, [])
+    assert store.speaker_turns("alice", limit=10) == [
+        ("s0", "dk_92", "alice says 0"),
+        ("s0", "samuel.o", "alice says 2"),
+        ("s1", "dk_92", "alice says 3"),
+        ("s1", "samuel.o", "alice says 4"),
+    ]
+    assert store.speaker_turns("alice", limit=2) == [
+        ("s1", "dk_92", "alice says 3"),
+        ("s1", "samuel.o", "alice says 4"),
+    ]
+    assert store.speaker_turns("bob", limit=10) == []
+
+
+def test_a_reply_is_linked_to_the_turn_it_answers(make_store: Callable[..., RecordStore]) -> None:
+    store = make_store()
+
+    def said(user: str, turn_id: str, text: str, reply_to: str | None = None) -> None:
+        metadata = {"reply_to": reply_to} if reply_to else {}
+        turn = Turn(user, turn_id, "s1", "user", text, EPOCH, metadata=metadata)
+        memory = Memory(
+            id=f"{user}-{turn_id}",
+            user_id=user,
+            tier=Tier.MTM,
+            kind="turn",
+            text=text,
+            timestamp=EPOCH,
+            session_id="s1",
+            source_ids=(turn_id,),
+            created_at=EPOCH,
+        )
+        store.add([turn], [memory])
+
+    said("alice", "q", "how's the commute?")
+    said("bob", "q", "bob's own q")
+    for n in range(5):
+        said("alice", f"x{n}", f"unrelated {n}")
+    said("alice", "a", "two buses, 40 min", reply_to="q")
+    said("alice", "b", "replies to nothing stored", reply_to="nope")
+    said("bob", "a", "bob answers his own q", reply_to="q")
+    assert store.links("alice", ["alice-a"]) == {"alice-a": {"alice-q"}}
+    assert store.links("alice", ["alice-q"]) == {"alice-q": {"alice-a"}}  # both directions
+    assert store.links("alice", ["alice-b"]) == {}
+    assert store.links("bob", ["bob-a"]) == {"bob-a": {"bob-q"}}  # never another user's q

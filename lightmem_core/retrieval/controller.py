@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -208,12 +208,15 @@ def _anchor(query: str) -> EventAnchor | None:
 # --- the plan ----------------------------------------------------------------------------
 
 
-def _strip_people(text: str, people: Iterable[str]) -> tuple[str, list[str]]:
-    named = []
-    for person in sorted(set(people), key=len, reverse=True):
-        pattern = re.compile(rf"\b{re.escape(person)}(?:'s|s'|')?\b", re.IGNORECASE)
+def _strip_people(text: str, names: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` without the people it names, and those people (``names``: every way of
+    naming a speaker, to the speaker's label)."""
+    named: list[str] = []
+    for name in sorted(names, key=len, reverse=True):
+        pattern = re.compile(rf"\b{re.escape(name)}(?:'s|s'|')?\b", re.IGNORECASE)
         if pattern.search(text):
-            named.append(person)
+            if names[name] not in named:
+                named.append(names[name])
             text = pattern.sub(" ", text)
     return " ".join(text.split()), named
 
@@ -222,6 +225,7 @@ def plan_query(
     query: str,
     *,
     known_people: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
     now: datetime | None = None,
     resolve_time: bool = True,
 ) -> QueryPlan:
@@ -231,8 +235,12 @@ def plan_query(
     have?" lands nearer "Alice is allergic to peanuts" than "I adopted a beagle"), and in
     one user's memory a speaker's name is in most memories anyway. So known speakers named
     in the query are taken out of the search text (when anything else is left), and their
-    own turns are favoured in re-ranking instead.
+    own turns are favoured in re-ranking instead. ``aliases`` maps the other names a
+    conversation calls its speakers by (a nickname for a handle: "sam" for "samuel.o") to
+    their labels; a query that says "Sam" names ``samuel.o``.
     """
+    names = {person.casefold(): person for person in known_people}
+    names.update((alias.casefold(), label) for alias, label in (aliases or {}).items())
     window = resolve_window(query, now or datetime.now(UTC)) if resolve_time else None
     anchor = _anchor(query) if resolve_time else None
     if anchor is not None:
@@ -247,7 +255,7 @@ def plan_query(
             content = content.replace(expression, " ")
     if not query_terms(content):
         content = query
-    stripped, people = _strip_people(content, known_people)
+    stripped, people = _strip_people(content, names)
     terms = query_terms(stripped)
     if not people or not terms:
         stripped, terms = content, query_terms(content)
@@ -257,7 +265,7 @@ def plan_query(
         # name when, and would favour the event itself.)
         terms = list(dict.fromkeys([*terms, *query_terms(window.expression)]))
     parts = [p.strip(" ?;") for p in _PARTS.split(content) if len(query_terms(p)) >= 2]
-    sub_queries = tuple(_strip_people(p, people)[0] for p in parts) if len(parts) > 1 else ()
+    sub_queries = tuple(_strip_people(p, names)[0] for p in parts) if len(parts) > 1 else ()
     return QueryPlan(
         text=query,
         dense_text=stripped,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from .._types import Memory, Status, Tier
 
 if TYPE_CHECKING:
+    from ..store import Surroundings
     from .controller import QueryPlan
 
 __all__ = [
@@ -92,6 +94,58 @@ def cosine_scores(
     norms[norms == 0] = 1.0
     similarity = ((matrix / norms) @ (queries / query_norms).T).max(axis=1)
     return dict(zip(ids, similarity.tolist(), strict=True))
+
+
+SITTING_GAP = timedelta(hours=2)
+"""Turns further apart than this were said at different sittings: no context for each other
+(a chat app's session may hold days), and separate conversations for the session signal."""
+CONTEXT_SPAN = 3
+"""At most this many turns on each side of a memory are its context..."""
+CONTEXT_WORDS = 15
+"""...and further turns are taken only while the side holds fewer words than this: one
+LoCoMo turn says as much as three chat messages."""
+
+
+def conversation_context(around: Surroundings) -> tuple[str, ...]:
+    """The turns around a memory that are its conversational context: on each side (nearest
+    first), the nearest turn and then more while the side is short, up to
+    :data:`CONTEXT_SPAN`, stopping at a gap of :data:`SITTING_GAP` between two turns."""
+    chosen: list[str] = []
+    for side in (around.before, around.after):
+        words = 0
+        previous = around.timestamp
+        for taken, other in enumerate(side[:CONTEXT_SPAN]):
+            if taken and words >= CONTEXT_WORDS:
+                break
+            if (
+                previous is not None
+                and other.timestamp is not None
+                and abs(other.timestamp - previous) > SITTING_GAP
+            ):
+                break
+            chosen.append(other.memory_id)
+            words += other.words
+            previous = other.timestamp or previous
+    return tuple(chosen)
+
+
+def sittings(memories: Iterable[Memory]) -> dict[str, tuple[str, int]]:
+    """Each memory's sitting: its session, split where :data:`SITTING_GAP` passes between
+    two of these memories (a chat app's session may group days of separate talks)."""
+    by_session: dict[str, list[Memory]] = {}
+    for memory in memories:
+        if memory.session_id is not None:
+            by_session.setdefault(memory.session_id, []).append(memory)
+    found: dict[str, tuple[str, int]] = {}
+    for session_id, members in by_session.items():
+        dated = sorted(members, key=lambda m: m.timestamp.timestamp() if m.timestamp else 0.0)
+        part, previous = 0, None
+        for memory in dated:
+            if previous is not None and memory.timestamp is not None:
+                part += memory.timestamp - previous > SITTING_GAP
+            previous = memory.timestamp or previous
+            found[memory.id] = (session_id, part)
+    return found
 
 
 def adjacency(neighbors: Mapping[str, Sequence[str | None]]) -> dict[str, set[str]]:
@@ -185,12 +239,14 @@ class LocalReranker:
         pool = [c for c in candidates if c.memory_id in memories]
         dense = Scale([c.dense for c in pool] + [c.context_dense for c in pool])
         lexical = Scale([c.lexical for c in pool] + [c.context_lexical for c in pool])
-        # How much lexical evidence each session holds: a conversation about the topic.
-        sessions: dict[str | None, float] = {}
+        # How much lexical evidence each sitting holds: a conversation about the topic.
+        sitting = sittings([memories[c.memory_id] for c in pool])
+        sessions: dict[tuple[str, int], float] = {}
         for candidate in pool:
-            session = memories[candidate.memory_id].session_id
-            sessions[session] = sessions.get(session, 0.0) + lexical(candidate.lexical)
-        session_scale = Scale([v for k, v in sessions.items() if k is not None])
+            key = sitting.get(candidate.memory_id)
+            if key is not None:
+                sessions[key] = sessions.get(key, 0.0) + lexical(candidate.lexical)
+        session_scale = Scale(list(sessions.values()))
         # Recency matters when the query asks for it: rank candidates by time, newest = 1.
         recency: dict[str, float] = {}
         if plan.intent == "recent_episode":
@@ -210,8 +266,8 @@ class LocalReranker:
                 * (dense(candidate.context_dense) + lexical(candidate.context_lexical))
                 / 2
             )
-            if memory.session_id is not None:
-                score += self.session_weight * session_scale(sessions[memory.session_id])
+            if candidate.memory_id in sitting:
+                score += self.session_weight * session_scale(sessions[sitting[candidate.memory_id]])
             if memory.tier is Tier.LTM:
                 score += ltm_boost
             if memory.status is Status.SUPERSEDED and not plan.asks_history:

@@ -24,8 +24,17 @@ from ..consolidation.shared import SHARED_USER
 from ..safety import INSTRUCTION_LIKE
 from ..store import RecordStore, VectorFilter, VectorIndex
 from ..tracing import span
+from .aliases import SpokenTurn, learn_aliases, vocatives
 from .controller import QueryPlan, TimeWindow, plan_query
-from .pipeline import Reranker, cosine_scores, fuse, pack_to_budget, score_pool
+from .pipeline import (
+    CONTEXT_SPAN,
+    Reranker,
+    conversation_context,
+    cosine_scores,
+    fuse,
+    pack_to_budget,
+    score_pool,
+)
 from .terms import query_terms
 
 if TYPE_CHECKING:
@@ -37,6 +46,8 @@ _QUERY_CACHE_SIZE = 256
 _DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
 _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
 _SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
+_WIDE_CONTEXT = 10  # the strongest this many candidates get context wider than one turn
+_ALIAS_TURNS = 5000  # aliases are learned from the user's latest this many speaker turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +104,28 @@ class Searcher:
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
         self._speaker_cache: dict[str, frozenset[str]] = {}
+        self._alias_cache: dict[str, Mapping[str, str]] = {}
         self._erasure_seen: str | None = None
 
-    def note_speakers(self, user: str, names: Iterable[str]) -> None:
-        """Names that have just spoken in the user's conversations (kept if cached)."""
+    def note_turns(self, user: str, turns: Iterable[tuple[str | None, str]]) -> None:
+        """``(speaker, content)`` of turns just added to the user's conversations: new
+        speakers join the cached names; a new speaker or a turn that addresses someone by
+        name sends the aliases to be learned again at the next search."""
+        spoken = [(speaker, content) for speaker, content in turns if speaker]
         known = self._speaker_cache.get(user)
         if known is not None:
             # Replace, never mutate: a search in another thread may be reading the old set.
-            self._speaker_cache[user] = known | set(names)
+            self._speaker_cache[user] = known | {speaker for speaker, _ in spoken}
+        aliases = self._alias_cache.get(user)
+        if aliases is not None and any(
+            speaker not in aliases.values() or vocatives(content) for speaker, content in spoken
+        ):
+            self._alias_cache.pop(user, None)
 
     def forget(self, user: str) -> None:
         """Drop what the caches hold of the user (an erasure)."""
         self._speaker_cache.pop(user, None)
+        self._alias_cache.pop(user, None)
         with self._query_cache_lock:
             for key in [key for key in self._query_cache if key[0] == user]:
                 del self._query_cache[key]
@@ -118,7 +139,7 @@ class Searcher:
         """Users the caches hold anything of (for tests of erasure)."""
         with self._query_cache_lock:
             users = {user for user, _ in self._query_cache}
-        return users | set(self._speaker_cache)
+        return users | set(self._speaker_cache) | set(self._alias_cache)
 
     # Other processes on the store keep caches of their own (query texts, speaker names).
     # An erasure leaves a fresh mark in the record store; a process that sees a mark it did
@@ -136,6 +157,7 @@ class Searcher:
             return
         self._erasure_seen = mark
         self._speaker_cache = {}
+        self._alias_cache = {}
         with self._query_cache_lock:
             self._query_cache.clear()
 
@@ -175,16 +197,9 @@ class Searcher:
         # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
         # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
         # candidates found otherwise (below it, a score too small to matter).
-        deep_lexical = self._records.lexical_search(
-            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=as_of, after=after
+        deep_lexical, lexical = self._lexical_stage1(
+            user, plan, pool=pool, tiers=tiers, before=as_of, after=after
         )
-        lexical = [deep_lexical[:pool]]
-        lexical += [
-            self._records.lexical_search(
-                user, query_terms(t), limit=pool, tiers=tiers, before=as_of, after=after
-            )
-            for t in plan.sub_queries
-        ]
         # Read-your-writes for the dense side. A few memories not yet in the vector index (the
         # turn just added, in a chat loop) are embedded in the same model call as the query and
         # scored here, and left to the background thread to index; a backlog is indexed first.
@@ -204,11 +219,6 @@ class Searcher:
             end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
             in_window = VectorFilter(tiers=tiers, before=end, after=plan.window.start)
             dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
-            lexical.append(
-                self._records.lexical_search(
-                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
-                )
-            )
         shared: dict[str, Memory] = {}
         shared_vectors: Mapping[str, Sequence[float]] = {}
         if self._config.share_knowledge and (tiers is None or Tier.LTM in tiers):
@@ -242,9 +252,16 @@ class Searcher:
             # pool it rarely changes the ranking, and each neighbour costs a row and a vector.
             # Context also comes from linked long-term records (related knowledge, and the
             # versions of a changed fact), so a multi-part question can follow the links.
+            # A turn's context is the conversation around it (by sitting, and wider when
+            # messages are short: pipeline.conversation_context).
             context: dict[str, tuple[str | None, ...]] = {}
             if self._config.expand_neighbors:
-                context.update(self._records.neighbors(user, ids[:k]))
+                # Wide context (several short turns) for the strongest few; the nearest turn
+                # on each side for the rest of the K, where it rarely changes the ranking.
+                around = self._records.neighbors(user, ids[:_WIDE_CONTEXT], span=CONTEXT_SPAN)
+                around.update(self._records.neighbors(user, ids[_WIDE_CONTEXT:k], span=1))
+                for memory_id, surroundings in around.items():
+                    context[memory_id] = conversation_context(surroundings)
                 for memory_id, linked in self._records.links(user, ids[:k]).items():
                     context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
             ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
@@ -329,6 +346,15 @@ class Searcher:
             known = self._speaker_cache[user] = frozenset(self._records.speakers(user))
         return known
 
+    def aliases(self, user: str) -> Mapping[str, str]:
+        """The other names the user's speakers go by, learned from how they address each
+        other (``retrieval.aliases``; cached, learned again when an add reveals more)."""
+        known = self._alias_cache.get(user)
+        if known is None:
+            turns = self._records.speaker_turns(user, limit=_ALIAS_TURNS)
+            known = self._alias_cache[user] = learn_aliases(SpokenTurn(*turn) for turn in turns)
+        return known
+
     def plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
         """The controller's plan (the local one, refined by a model controller when one is
         configured), with event anchors resolved on the user's own timeline."""
@@ -336,7 +362,11 @@ class Searcher:
             return plan_query(query, resolve_time=False)
         now = as_of or datetime.now(UTC)
         plan = self._anchored(
-            user, plan_query(query, known_people=self.speakers(user), now=now), as_of
+            user,
+            plan_query(
+                query, known_people=self.speakers(user), aliases=self.aliases(user), now=now
+            ),
+            as_of,
         )
         if self._controller is not None:
             plan = self._controller.refine(plan, known_people=self.speakers(user), now=now)
@@ -359,6 +389,37 @@ class Searcher:
         else:
             start, end = moment, moment + timedelta(days=span)
         return plan.with_window(TimeWindow(start, end, plan.anchor.expression))
+
+    def _lexical_stage1(
+        self,
+        user: str,
+        plan: QueryPlan,
+        *,
+        pool: int,
+        tiers: tuple[Tier, ...] | None,
+        before: datetime | None,
+        after: datetime | None,
+    ) -> tuple[list[tuple[str, float]], list[list[tuple[str, float]]]]:
+        """Stage 1's BM25 lists: the deep one for the plan's terms, and the pool-sized ones
+        (its head, each sub-query, and inside the plan's time window)."""
+        deep = self._records.lexical_search(
+            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=before, after=after
+        )
+        lists = [deep[:pool]]
+        lists += [
+            self._records.lexical_search(
+                user, query_terms(t), limit=pool, tiers=tiers, before=before, after=after
+            )
+            for t in plan.sub_queries
+        ]
+        if plan.window is not None and after is None:
+            end = min(plan.window.end, before) if before is not None else plan.window.end
+            lists.append(
+                self._records.lexical_search(
+                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
+                )
+            )
+        return deep, lists
 
     def _embed_queries(
         self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()

@@ -5,6 +5,7 @@ backend is a new module that satisfies one of them.
 """
 
 from ._contracts import (
+    Adjacent,
     ConsolidationChanges,
     DeletedCounts,
     Evidence,
@@ -12,6 +13,7 @@ from ._contracts import (
     PendingVector,
     RecordChange,
     RecordStore,
+    Surroundings,
     VectorFilter,
     VectorIndex,
 )
@@ -19,6 +21,7 @@ from .chroma import ChromaVectorIndex
 from .sqlite import SQLiteRecordStore
 
 __all__ = [
+    "Adjacent",
     "ChromaVectorIndex",
     "ConsolidationChanges",
     "DeletedCounts",
@@ -28,6 +31,7 @@ __all__ = [
     "RecordChange",
     "RecordStore",
     "SQLiteRecordStore",
+    "Surroundings",
     "VectorFilter",
     "VectorIndex",
 ]

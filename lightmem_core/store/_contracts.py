@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from .._types import Memory, Status, Tier, Turn
 
 __all__ = [
+    "Adjacent",
     "ConsolidationChanges",
     "DeletedCounts",
     "Evidence",
@@ -22,9 +23,30 @@ __all__ = [
     "PendingVector",
     "RecordChange",
     "RecordStore",
+    "Surroundings",
     "VectorFilter",
     "VectorIndex",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Adjacent:
+    """A memory next to another in its session, with what choosing context needs."""
+
+    memory_id: str
+    timestamp: datetime | None
+    words: int
+    """Its text's length in words (whitespace-separated; an estimate is fine)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """The memories around one memory written from a turn, each side nearest first."""
+
+    timestamp: datetime | None
+    """The memory's own time."""
+    before: tuple[Adjacent, ...]
+    after: tuple[Adjacent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +198,10 @@ class RecordStore(Protocol):
         id, merged text and provenance): they are rewritten in the same transaction, their
         full-text rows too, and their vectors become pending.
 
+        A turn whose metadata says ``reply_to`` another turn id of its user has its memories
+        linked to that turn's MTM entries (relation ``replies_to``, read by :meth:`links`):
+        a reply is context for what it answers, however far apart the two were said.
+
         Raises DuplicateTurnId if a turn id is taken for its user (nothing is stored)."""
         ...
 
@@ -223,10 +249,11 @@ class RecordStore(Protocol):
         ...
 
     def neighbors(
-        self, user_id: str, memory_ids: Sequence[str]
-    ) -> dict[str, tuple[str | None, str | None]]:
-        """For each memory written from a turn: the memories of the turns just before and
-        just after it in the same session (``None`` at a session's edge)."""
+        self, user_id: str, memory_ids: Sequence[str], *, span: int = 1
+    ) -> dict[str, Surroundings]:
+        """For each memory written from a turn: the memories of up to ``span`` turns before
+        it and after it in the same session (a side is empty at a session's edge). Only ids,
+        times and lengths: the search reads the rows of those it keeps as context."""
         ...
 
     def mark_all_pending(self) -> int:
@@ -239,6 +266,11 @@ class RecordStore(Protocol):
 
     def speakers(self, user_id: str) -> set[str]:
         """The distinct speaker names in the user's turns."""
+        ...
+
+    def speaker_turns(self, user_id: str, *, limit: int) -> list[tuple[str, str, str]]:
+        """The user's last ``limit`` turns that have a speaker, as ``(session_id, speaker,
+        content)``, in the order they were added (what alias learning reads)."""
         ...
 
     def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:

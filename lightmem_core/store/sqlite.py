@@ -24,7 +24,14 @@ from typing import Any
 
 from .._errors import DuplicateTurnId, StorageError, StoreNotWritable
 from .._types import Memory, Status, Tier, Turn
-from ._contracts import ConsolidationChanges, DeletedCounts, Evidence, PendingVector
+from ._contracts import (
+    Adjacent,
+    ConsolidationChanges,
+    DeletedCounts,
+    Evidence,
+    PendingVector,
+    Surroundings,
+)
 
 __all__ = ["SQLiteRecordStore"]
 
@@ -158,6 +165,10 @@ def owner_token(user_id: str) -> str:
 
 def _epoch(ts: datetime | None) -> float | None:
     return ts.timestamp() if ts is not None else None
+
+
+_TIERS = {tier.value: tier for tier in Tier}
+_STATUSES = {status.value: status for status in Status}
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -354,6 +365,10 @@ class SQLiteRecordStore:
                         positions.get(memory.source_ids[0]) if len(memory.source_ids) == 1 else None
                     )
                     self._insert_memory(cur, memory, position)
+                for turn in turns:
+                    replied = turn.metadata.get("reply_to")
+                    if isinstance(replied, str) and replied != turn.turn_id:
+                        self._link_reply(cur, turn, replied)
         except sqlite3.IntegrityError as err:
             # A unique turn id taken (or repeated in the batch), rather than another
             # constraint: asked of the database, not read from the message.
@@ -365,6 +380,20 @@ class SQLiteRecordStore:
                     "already exists for this user; turn ids must be unique per user"
                 ) from err
             raise StorageError(f"record store integrity error: {err}") from err
+
+    @staticmethod
+    def _link_reply(cur: sqlite3.Cursor, turn: Turn, replied: str) -> None:
+        """Link the turn's memories to those of the user's turn it replies to (if stored)."""
+        cur.execute(
+            "INSERT OR IGNORE INTO memory_links (user_id, source, target, relation) "
+            "SELECT ?, mine.memory_id, theirs.memory_id, 'replies_to' "
+            "FROM memory_sources mine JOIN memories m ON m.id = mine.memory_id "
+            "JOIN memory_sources theirs ON theirs.turn_id = ? "
+            "JOIN memories t ON t.id = theirs.memory_id "
+            "WHERE mine.turn_id = ? AND m.user_id = ? AND t.user_id = ? AND t.tier = 'mtm' "
+            "AND mine.memory_id != theirs.memory_id",
+            (turn.user_id, replied, turn.turn_id, turn.user_id, turn.user_id),
+        )
 
     def _taken_turn_ids(self, turns: Sequence[Turn]) -> list[str]:
         taken = []
@@ -606,30 +635,33 @@ class SQLiteRecordStore:
     )
 
     @staticmethod
-    def _memory(row: sqlite3.Row) -> Memory:
+    def _memory(row: Sequence[Any]) -> Memory:
+        # By position, in _MEMORY_COLUMNS' order (callers may select more columns after
+        # them): a search reads hundreds of rows, and looking columns up by name cost as much
+        # as the rest of building each Memory.
         return Memory(
-            id=row["id"],
-            user_id=row["user_id"],
-            tier=Tier(row["tier"]),
-            kind=row["kind"],
-            text=row["text"],
-            timestamp=_dt(row["ts"]),
-            session_id=row["session_id"],
-            speaker=row["speaker"],
-            created_at=_dt(row["created_at"]),
-            access_count=row["access_count"],
-            last_accessed=_dt(row["last_accessed"]),
-            metadata=json.loads(row["metadata"]) if row["metadata"] != "{}" else {},
-            source_ids=tuple(sorted(row["sources"].split("\x1f"))) if row["sources"] else (),
-            status=Status(row["status"]),
-            confidence=row["confidence"],
-            support=row["support"],
-            slot=row["slot"],
-            valid_from=_dt(row["valid_from"]),
-            valid_to=_dt(row["valid_to"]),
-            superseded_by=row["superseded_by"],
-            last_supported=_dt(row["last_supported"]),
-            key=row["key"],
+            id=row[0],
+            user_id=row[1],
+            tier=_TIERS[row[2]],
+            kind=row[3],
+            text=row[4],
+            timestamp=_dt(row[5]),
+            session_id=row[6],
+            speaker=row[7],
+            created_at=_dt(row[8]),
+            access_count=row[9],
+            last_accessed=_dt(row[10]),
+            metadata=json.loads(row[11]) if row[11] != "{}" else {},
+            source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
+            status=_STATUSES[row[13]],
+            confidence=row[14],
+            support=row[15],
+            slot=row[16],
+            valid_from=_dt(row[17]),
+            valid_to=_dt(row[18]),
+            superseded_by=row[19],
+            last_supported=_dt(row[20]),
+            key=row[21],
         )
 
     @staticmethod
@@ -672,22 +704,37 @@ class SQLiteRecordStore:
         return {row[0]: array("f", row[1]) for row in rows}
 
     def neighbors(
-        self, user_id: str, memory_ids: Sequence[str]
-    ) -> dict[str, tuple[str | None, str | None]]:
+        self, user_id: str, memory_ids: Sequence[str], *, span: int = 1
+    ) -> dict[str, Surroundings]:
         if not memory_ids:
             return {}
         marks = ",".join("?" * len(memory_ids))
+        # Each side's nearest ``span`` rows by position, through the (user, session, position)
+        # index; words counted as spaces + 1, an estimate that needs no row read in Python.
         side = (
-            "(SELECT n.id FROM memories n WHERE n.user_id = c.user_id "
-            "AND n.session_id = c.session_id AND n.position {op} c.position "
-            "ORDER BY n.position {order} LIMIT 1)"
+            "SELECT c.id, c.ts, n.id, n.ts, "
+            "length(n.text) - length(replace(n.text, ' ', '')) + 1, "
+            "n.position - c.position AS offset "
+            "FROM memories c JOIN memories n ON n.id IN (SELECT m.id FROM memories m "
+            "WHERE m.user_id = c.user_id AND m.session_id = c.session_id "
+            "AND m.position {op} c.position ORDER BY m.position {order} LIMIT ?) "
+            f"WHERE c.id IN ({marks}) AND +c.user_id = ? AND c.position IS NOT NULL"
         )
         rows = self._read(
-            f"SELECT c.id, {side.format(op='<', order='DESC')}, {side.format(op='>', order='ASC')} "
-            f"FROM memories c WHERE c.id IN ({marks}) AND +c.user_id = ? AND c.position IS NOT NULL",
-            (*memory_ids, user_id),
+            f"{side.format(op='<', order='DESC')} UNION ALL {side.format(op='>', order='ASC')}",
+            (span, *memory_ids, user_id, span, *memory_ids, user_id),
         )
-        return {row[0]: (row[1], row[2]) for row in rows}
+        own: dict[str, datetime | None] = {}
+        sides: dict[str, tuple[list[Adjacent], list[Adjacent]]] = {}
+        for memory_id, ts, other, other_ts, words, offset in sorted(rows, key=lambda r: abs(r[5])):
+            own[memory_id] = _dt(ts)
+            sides.setdefault(memory_id, ([], []))[offset > 0].append(
+                Adjacent(other, _dt(other_ts), words)
+            )
+        return {
+            memory_id: Surroundings(own[memory_id], tuple(before), tuple(after))
+            for memory_id, (before, after) in sides.items()
+        }
 
     @staticmethod
     def _match(user_id: str, terms: Sequence[str]) -> str:
@@ -805,6 +852,14 @@ class SQLiteRecordStore:
             (user_id,),
         )
         return {row[0] for row in rows}
+
+    def speaker_turns(self, user_id: str, *, limit: int) -> list[tuple[str, str, str]]:
+        rows = self._read(
+            "SELECT session_id, speaker, content FROM turns "
+            "WHERE user_id = ? AND speaker IS NOT NULL ORDER BY seq DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [(row[0], row[1], row[2]) for row in reversed(rows)]
 
     def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:
         if not turn_ids:
