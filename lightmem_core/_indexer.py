@@ -115,10 +115,14 @@ class VectorIndexer:
             with self._claims:
                 busy = len(self._in_flight)
             pending = self._records.pending_vectors(limit=self._batch_size + busy, user_id=user_id)
-            if not pending or not self.index(pending[: self._batch_size + busy]):
+            batch = pending[: self._batch_size + busy]
+            if not pending or not self.index(batch, interruptible=True):
                 return  # nothing left, or all of it in a flush's hands
 
     def close(self) -> None:
+        """Stop the background thread at its next chunk boundary (within one embedding call
+        of 8 texts and one index write) and wait for it; what it had not embedded stays
+        pending for the next open."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -131,21 +135,29 @@ class VectorIndexer:
 
     # --- indexing -----------------------------------------------------------------------------
 
-    def index(self, pending: Sequence[PendingVector]) -> int:
+    def index(self, pending: Sequence[PendingVector], *, interruptible: bool = False) -> int:
         """Embed and upsert those of these memories no other thread is indexing; returns how
-        many reached the index."""
+        many reached the index. ``interruptible``: a close stops it between embedding calls,
+        writing what was embedded so far."""
         mine = self._claim(pending)
         try:
-            return self._index_claimed(mine)
+            return self._index_claimed(mine, interruptible=interruptible)
         finally:
             self._release(mine)
 
-    def _index_claimed(self, pending: Sequence[PendingVector]) -> int:
+    def _index_claimed(
+        self, pending: Sequence[PendingVector], *, interruptible: bool = False
+    ) -> int:
         if not pending:
             return 0
         embedder = self._embedder()
         vectors: list[list[float]] = []
         for start in range(0, len(pending), _EMBED_CHUNK):
+            if interruptible and self._stop.is_set():
+                # A closing process (or one exiting: see LightMem's exit hook) must not wait
+                # for a whole batch, nor leave a thread inside native code at exit.
+                pending = pending[:start]
+                break
             chunk = pending[start : start + _EMBED_CHUNK]
             vectors.extend(embedder.embed([p.text for p in chunk]))
         if vectors:

@@ -9,10 +9,12 @@ the honest way to be async here, and it shares every line of logic with the sync
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +72,31 @@ from .writer.turns import parse_message, write_entries
 __all__ = ["LightMem"]
 
 logger = logging.getLogger("lightmem")
+
+# Scripts, notebooks and workers often exit without close(). Left to the interpreter, the
+# background indexer is a daemon thread frozen wherever it is, possibly inside torch or
+# Chroma's native code, which can abort the process ("terminate called without an active
+# exception", SIGABRT). So every store still open at exit is closed first: the indexer stops
+# at its next chunk boundary and the rest stays pending for the next open.
+_OPEN_STORES: weakref.WeakSet[LightMem] = weakref.WeakSet()
+
+
+def _close_open_stores() -> None:
+    for store in list(_OPEN_STORES):
+        try:
+            store.close()
+        except Exception as err:  # exiting anyway: say so, never raise from atexit
+            logger.warning("lightmem: closing %r at exit failed: %s", store, err)
+
+
+# Before the interpreter starts shutting down (where the threads' own atexit work runs, as in
+# concurrent.futures), so that an indexer still loading its model can finish the import: from
+# a plain atexit hook, its imports would fail with "can't register atexit after shutdown".
+_register_early = getattr(threading, "_register_atexit", None)
+if _register_early is not None:
+    _register_early(_close_open_stores)
+else:  # pragma: no cover - every CPython from 3.9 has it
+    atexit.register(_close_open_stores)
 
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
@@ -256,6 +283,7 @@ class LightMem:
         except BaseException:
             self._abandon()
             raise
+        _OPEN_STORES.add(self)  # closed at interpreter exit if the caller does not
         if self._embedder_mismatch is None:
             self._indexer.start()
         every_turns, every_seconds = self.config.consolidation_trigger
@@ -954,6 +982,7 @@ class LightMem:
         if self._closed:
             return
         self._closed = True
+        _OPEN_STORES.discard(self)
         if self._scheduler is not None:
             self._scheduler.close()
         self._indexer.close()

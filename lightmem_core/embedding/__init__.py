@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,9 +80,33 @@ def _verify_weights(model_dir: Path, sha256: str) -> None:
     _VERIFIED.add(key)
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it. A KeyboardInterrupt in
+    the middle of importing torch leaves it half-initialised for the rest of the process
+    (every later import fails: "Only a single TORCH_LIBRARY can be used..."), which turns a
+    Ctrl-C in a CLI command or a notebook cell into a broken session. Signals only reach the
+    main thread, so other threads need nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
 def _load_sentence_transformer(source: str, device: str) -> Any:
     key = (source, device)
-    with _MODELS_LOCK:
+    with _MODELS_LOCK, _interrupts_deferred():
         if key in _MODELS:
             return _MODELS[key]
         # Belt and braces: even a hub id must never reach the network.
@@ -136,7 +162,8 @@ class SentenceTransformerEmbedder:
             if self._sha256 is not None:
                 _verify_weights(Path(self._source), self._sha256)
             if self._threads is not None:
-                import torch
+                with _interrupts_deferred():
+                    import torch
 
                 torch.set_num_threads(self._threads)
             self._model = _load_sentence_transformer(self._source, self._device)
