@@ -168,6 +168,18 @@ def turn_content(turn: Mapping[str, Any]) -> str:
     return text
 
 
+def _keep(turn_id: str, content: str, seen: set[str], stats: LoadStats) -> bool:
+    """Whether a turn is scored: it has content and an id not seen before (counted if not)."""
+    if not content:
+        stats.turns_skipped_empty += 1
+        return False
+    if turn_id in seen:
+        stats.turns_skipped_duplicate_id += 1
+        return False
+    seen.add(turn_id)
+    return True
+
+
 def _sessions(sample_id: str, conversation: Mapping[str, Any], stats: LoadStats) -> list[Session]:
     numbered = sorted(
         (int(match.group(1)), key)
@@ -187,13 +199,8 @@ def _sessions(sample_id: str, conversation: Mapping[str, Any], stats: LoadStats)
         for raw in raw_turns:
             turn_id = str(raw["dia_id"]).strip()
             content = turn_content(raw)
-            if not content:
-                stats.turns_skipped_empty += 1
+            if not _keep(turn_id, content, seen, stats):
                 continue
-            if turn_id in seen:
-                stats.turns_skipped_duplicate_id += 1
-                continue
-            seen.add(turn_id)
             speaker = str(raw.get("speaker") or "").strip() or "unknown"
             turns.append(TurnRecord(turn_id, key, speaker, content, date.strip()))
         if turns:
@@ -289,13 +296,8 @@ def _chat_turns(path: Path, raw_messages: object, stats: LoadStats) -> list[Sess
     for when, _, message in timed:
         turn_id = str(message["id"]).strip()
         content = turn_content({"text": message["text"], "blip_caption": message.get("caption")})
-        if not content:
-            stats.turns_skipped_empty += 1
+        if not _keep(turn_id, content, seen, stats):
             continue
-        if turn_id in seen:
-            stats.turns_skipped_duplicate_id += 1
-            continue
-        seen.add(turn_id)
         session = message.get("session")
         session_id = str(session) if session is not None else when.date().isoformat()
         reply = message.get("reply_to")

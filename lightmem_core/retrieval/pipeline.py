@@ -43,9 +43,9 @@ class Candidate:
     fused: float = 0.0
     """Stage-1 score: normalised dense + normalised lexical."""
     context_dense: float | None = None
-    """Best dense score among the turns just before and after this one."""
+    """Best dense score among this turn's context (the turns around it, linked records)."""
     context_lexical: float | None = None
-    """Best BM25 score among the turns just before and after this one."""
+    """Best BM25 score among this turn's context (the turns around it, linked records)."""
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
@@ -204,9 +204,9 @@ class LocalReranker:
     """The default stage 2, a weighted sum of normalised evidence:
 
     - the memory's own dense and lexical agreement with the query;
-    - its context: the best agreement among the turns just before and after it (an answer
+    - its context: the best agreement among the turns around it in its sitting (an answer
       often only makes sense next to the question it answers);
-    - how much lexical evidence the memory's session holds (a conversation about the topic);
+    - how much lexical evidence the memory's sitting holds (a conversation about the topic);
     - turns spoken by a person the query names;
     - memories inside the query's time window; recency, when the query asks for it;
     - a small boost for long-term knowledge (larger for questions about stable facts);
