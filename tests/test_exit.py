@@ -81,8 +81,23 @@ def _exit_mid_indexing(tmp_path: Path, url: str | None, delays: list[float]) -> 
         assert done.stderr == "", done.stderr[-2000:]
         assert done.stdout.startswith("exiting with pending")
         outcomes.append(_assert_nothing_lost(store, user, url))
-    # The exits did land in the middle of indexing: some rows were left for the next open.
+    # The exits did land in the middle of indexing: some rows were left for the next open...
     assert any(pending for _, pending in outcomes), outcomes
+    # ...and the next open indexes them.
+    reopen = textwrap.dedent(
+        """
+        import sys
+        from lightmem_core import LightMem
+        path, user, url = sys.argv[1], sys.argv[2], sys.argv[3] or None
+        with LightMem(path=path, **({"chroma_url": url} if url else {})) as m:
+            m.flush()
+        """
+    )
+    user = f"exit-{tmp_path.name}-0"
+    done = _run([sys.executable, "-c", reopen, str(tmp_path / "store-0"), user, url or ""])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == "", done.stderr[-2000:]
+    assert _assert_nothing_lost(tmp_path / "store-0", user, url) == (TURNS, 0)
 
 
 def test_a_script_that_exits_while_indexing_exits_cleanly(tmp_path: Path) -> None:
