@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,48 @@ def test_a_user_who_grows_gets_collections_of_their_own(tmp_path: Path) -> None:
     assert index.delete_user("heavy") == 43
     assert index.count("heavy") == 0
     assert index.count(neighbour) == 6
+    index.close()
+
+
+def test_a_dedicated_user_is_looked_for_in_their_partition_only_while_it_holds_theirs(
+    tmp_path: Path,
+) -> None:
+    index = ChromaVectorIndex(path=tmp_path / "chroma", dedicate_at=10)
+    users = _Users(index)
+    users.write("heavy", 12)
+    assert index.is_dedicated("heavy")
+    partition_name = index.partition_name("heavy")
+    asked: list[str] = []
+    real_query = index._query
+
+    def counting(collection: Any, *args: Any, **kwargs: Any) -> list[tuple[str, float]]:
+        asked.append(collection.name)
+        return real_query(collection, *args, **kwargs)
+
+    index._query = counting  # type: ignore[method-assign]
+    # A promotion by another process copies first and empties the partition last: while a
+    # vector of the user's is still there, every query looks there too, and finds it.
+    partition = index._client.get_collection(partition_name, embedding_function=None)
+    straggler = _vector(users.rng)
+    partition.upsert(
+        ids=["heavy/straggler"],
+        embeddings=[straggler],  # type: ignore[arg-type]
+        metadatas=[{"tier": "mtm", "owner": owner_token("heavy")}],
+    )
+    for _ in range(2):
+        assert index.query("heavy", straggler, k=1)[0][0] == "heavy/straggler"
+    assert asked.count(partition_name) == 2
+    # Emptied: one more query finds none of theirs there, and the next ones skip it.
+    partition.delete(ids=["heavy/straggler"])
+    asked.clear()
+    for _ in range(3):
+        users.check_exact("heavy")
+    assert asked.count(partition_name) == 1
+    # An erasure forgets the belief: the user starts again in the partition, found there.
+    assert index.delete_user("heavy") == 12
+    users.owned["heavy"] = []
+    users.write("heavy", 3)
+    users.check_exact("heavy", k=3)
     index.close()
 
 

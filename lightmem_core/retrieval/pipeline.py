@@ -251,9 +251,9 @@ class LocalReranker:
         recency: dict[str, float] = {}
         if plan.intent == "recent_episode":
             dated = sorted(
-                (m.timestamp.timestamp(), i)
-                for i, m in memories.items()
-                if m.timestamp is not None and i in {c.memory_id for c in pool}
+                (memory.timestamp.timestamp(), c.memory_id)
+                for c in pool
+                if (memory := memories[c.memory_id]).timestamp is not None
             )
             recency = {i: rank / max(1, len(dated) - 1) for rank, (_, i) in enumerate(dated)}
         ltm_boost = self.ltm_boost * (3 if plan.intent == "stable_fact" else 1)
@@ -339,6 +339,7 @@ def pack_to_budget(
     ``(memory, score, tokens)`` and how many ranked items were left out."""
     kept: list[tuple[Memory, float, int]] = []
     seen: dict[str, int] = {}  # text -> its place in kept
+    repeats: dict[int, list[str]] = {}  # place in kept -> the source ids of its repeats
     covered: set[str] = set()  # source turns of the kept items
     used = 0
     omitted = 0
@@ -350,9 +351,7 @@ def pack_to_budget(
         key = _dedupe_key(memory.text)
         if key in seen:
             # The same words said again: one hit, but it answers for both turns.
-            first, first_score, first_tokens = kept[seen[key]]
-            sources = tuple(dict.fromkeys([*first.source_ids, *memory.source_ids]))
-            kept[seen[key]] = (replace(first, source_ids=sources), first_score, first_tokens)
+            repeats.setdefault(seen[key], []).extend(memory.source_ids)
             continue
         if memory.tier is Tier.LTM and memory.source_ids and covered.issuperset(memory.source_ids):
             omitted += 1
@@ -367,4 +366,8 @@ def pack_to_budget(
         covered.update(memory.source_ids)
         kept.append((memory, score, tokens))
         used += tokens
+    for place, sources in repeats.items():
+        first, first_score, first_tokens = kept[place]
+        merged = tuple(dict.fromkeys([*first.source_ids, *sources]))
+        kept[place] = (replace(first, source_ids=merged), first_score, first_tokens)
     return kept, omitted

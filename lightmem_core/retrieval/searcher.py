@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["SearchRequest", "Searcher"]
 
 _QUERY_CACHE_SIZE = 256
-_DEEP_LEXICAL = 4  # the deep BM25 list is this many pools long
 _INLINE_PENDING = 16  # a search scores this many not-yet-indexed memories itself
 _SHARED_POOL = 5  # shared-knowledge candidates per search, when sharing is on
 _WIDE_CONTEXT = 10  # the strongest this many candidates get context wider than one turn
@@ -194,10 +193,10 @@ class Searcher:
         where = VectorFilter(tiers=tiers, before=as_of, after=after)
         # Stage 1, coarse: a fixed pool from BM25 and dense search for each planned text (and
         # once more inside the plan's time window, so in-window evidence reaches the pool).
-        # FTS5 scores every match before its LIMIT, so one deep BM25 list costs about what a
-        # short one does: its head feeds stage 1, and all of it gives stage 2 the BM25 score of
-        # candidates found otherwise (below it, a score too small to matter).
-        deep_lexical, lexical = self._lexical_stage1(
+        # The BM25 list of the plan's own terms also gives stage 2 the lexical score of
+        # candidates found otherwise; below the pool, a score too small to matter (a list
+        # four pools long ranked the dev conversations no better, at twice the cost).
+        main_lexical, lexical = self._lexical_stage1(
             user, plan, pool=pool, tiers=tiers, before=as_of, after=after
         )
         # Read-your-writes for the dense side. A few memories not yet in the vector index (the
@@ -241,7 +240,7 @@ class Searcher:
             lexical.append(lexical_shared)
             shared_ids = list(shared)
             shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
-            deep_lexical = [*deep_lexical, *lexical_shared]
+            main_lexical = [*main_lexical, *lexical_shared]
         with span("search.fuse"):
             stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
         ids = [c.memory_id for c in stage1]
@@ -271,16 +270,17 @@ class Searcher:
                     ids,
                     query_vectors,
                     vectors,
-                    dict(deep_lexical),
+                    dict(main_lexical),
                     context,
                     {c.memory_id: c.fused for c in stage1},
                 )
         else:
             candidates = stage1
+        wanted = set(ids)
         memories = {
             memory_id: memory
             for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
-            if memory_id in ids
+            if memory_id in wanted
             and self._admissible(
                 memory, tiers=tiers, as_of=as_of, after=after, exclude_sources=exclude_sources
             )
@@ -400,12 +400,12 @@ class Searcher:
         before: datetime | None,
         after: datetime | None,
     ) -> tuple[list[tuple[str, float]], list[list[tuple[str, float]]]]:
-        """Stage 1's BM25 lists: the deep one for the plan's terms, and the pool-sized ones
-        (its head, each sub-query, and inside the plan's time window)."""
-        deep = self._records.lexical_search(
-            user, plan.terms, limit=_DEEP_LEXICAL * pool, tiers=tiers, before=before, after=after
+        """Stage 1's BM25 lists, a pool each: the plan's terms (returned first, and on its
+        own), each sub-query, and the plan's terms inside its time window."""
+        main = self._records.lexical_search(
+            user, plan.terms, limit=pool, tiers=tiers, before=before, after=after
         )
-        lists = [deep[:pool]]
+        lists = [main]
         lists += [
             self._records.lexical_search(
                 user, query_terms(t), limit=pool, tiers=tiers, before=before, after=after
@@ -419,7 +419,7 @@ class Searcher:
                     user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
                 )
             )
-        return deep, lists
+        return main, lists
 
     def _embed_queries(
         self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()

@@ -131,6 +131,9 @@ class ChromaVectorIndex:
         # is counted again.
         self._partition_counts: dict[tuple[str, str], int] = {}
         self._rows: dict[str, int] = {}  # partitions' sizes, at least (see _partition_rows)
+        # (user, tier) of dedicated users whose partition a query found empty of theirs, and
+        # when: their next queries skip it (a query fewer per search) until the belief expires.
+        self._partition_empty: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()  # the caches above
         # Writes: a promotion or a partition rebuild must not interleave with an upsert.
         self._write_lock = threading.RLock()
@@ -238,6 +241,7 @@ class ChromaVectorIndex:
                     self._collections.pop(name, None)
                     self._missing.pop(name, None)
                 self._partition_counts.pop((user_id, tier), None)
+                self._partition_empty.pop((user_id, tier), None)
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -336,16 +340,33 @@ class ChromaVectorIndex:
     ) -> list[tuple[str, float]]:
         best: dict[str, float] = {}
         tiers = _TIERS if where is None or where.tiers is None else [t.value for t in where.tiers]
+        unbounded = where is None or (where.before is None and where.after is None)
         for tier in tiers:
-            for collection, mine in self._places(user_id, tier):
+            places = self._places(user_id, tier)
+            dedicated = any(mine is None for _, mine in places)
+            for collection, mine in places:
+                # A dedicated user's partition holds their vectors only while a promotion
+                # copies them (the partition is emptied last) or after an erasure (which
+                # forgets this belief): once a query found none there, skip it for a while.
+                in_partition = mine is not None and dedicated
+                if in_partition and self._believed_empty(user_id, tier):
+                    continue
                 found = self._query(
                     collection, user_id, embedding, k=k, where=_chroma_where(mine, where)
                 )
+                if in_partition and unbounded and not found:
+                    with self._lock:
+                        self._partition_empty[(user_id, tier)] = time.monotonic()
                 for memory_id, score in found:
                     if score > best.get(memory_id, -2.0):
                         best[memory_id] = score
         ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
         return ranked[:k]
+
+    def _believed_empty(self, user_id: str, tier: str) -> bool:
+        with self._lock:
+            since = self._partition_empty.get((user_id, tier))
+        return since is not None and time.monotonic() - since < self._missing_ttl_s
 
     def _query(
         self,
@@ -553,6 +574,7 @@ class ChromaVectorIndex:
                 self._collections.clear()
                 self._missing.clear()
                 self._partition_counts.clear()
+                self._partition_empty.clear()
                 self._rows.clear()
             try:
                 for collection in self._client.list_collections():

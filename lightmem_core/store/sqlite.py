@@ -715,7 +715,7 @@ class SQLiteRecordStore:
             "SELECT c.id, c.ts, n.id, n.ts, "
             "length(n.text) - length(replace(n.text, ' ', '')) + 1, "
             "n.position - c.position AS offset "
-            "FROM memories c JOIN memories n ON n.id IN (SELECT m.id FROM memories m "
+            "FROM memories c JOIN memories n ON n.seq IN (SELECT m.seq FROM memories m "
             "WHERE m.user_id = c.user_id AND m.session_id = c.session_id "
             "AND m.position {op} c.position ORDER BY m.position {order} LIMIT ?) "
             f"WHERE c.id IN ({marks}) AND +c.user_id = ? AND c.position IS NOT NULL"
