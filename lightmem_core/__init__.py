@@ -41,6 +41,7 @@ from ._types import (
     SearchResults,
     Status,
     Tier,
+    TimeReference,
     Turn,
 )
 from ._validation import user_id as check_user_id
@@ -84,6 +85,7 @@ __all__ = [
     "StoreInUse",
     "StoreNotWritable",
     "Tier",
+    "TimeReference",
     "TokenCounter",
     "Turn",
     "ValidationError",

@@ -615,9 +615,11 @@ class LightMem:
             return None
         if isinstance(tiers, str):
             tiers = [tiers]
+        if not isinstance(tiers, Iterable):
+            raise InvalidArgument(f"tiers must be a list of 'mtm' and 'ltm', got {tiers!r}")
         try:
             chosen = tuple(Tier(t) for t in tiers)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:
             raise InvalidArgument(
                 f"tiers must be among 'mtm' and 'ltm', got {list(tiers)}"
             ) from err

@@ -147,6 +147,20 @@ class Memory:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeReference:
+    """When what a memory tells happened, by its own words: "yesterday", said on 8 May 2023,
+    is 7 May 2023 (a day, a week, a month or a year; ``start`` and ``end`` inclusive)."""
+
+    start: datetime
+    end: datetime
+    words: str
+    """The words it was read from."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": _iso(self.start), "end": _iso(self.end), "words": self.words}
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One retrieved memory, ranked."""
 
@@ -170,6 +184,9 @@ class Hit:
     flags: tuple[str, ...] = ()
     """Warnings about the text: ``instruction_like`` when it reads like an instruction to
     a model (see :mod:`lightmem_core.safety`)."""
+    refers_to: TimeReference | None = None
+    """When what the memory tells happened, when its words say so relative to the time it
+    was said ("yesterday", "two weeks ago"); ``timestamp`` is when it was said."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +203,7 @@ class Hit:
             "status": self.status.value,
             "valid_to": _iso(self.valid_to),
             "flags": list(self.flags),
+            "refers_to": self.refers_to.to_dict() if self.refers_to else None,
         }
 
 

@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import _validation as check
 from ._errors import InvalidArgument, InvalidUserId, MissingDependency
 from ._memory import LightMem
 from ._types import Hit
 from ._validation import user_id as check_user_id
+from .retrieval.render import time_words
 
 __all__ = [
     "TurnCounter",
@@ -50,10 +52,18 @@ def context_value(context: object, key: str) -> Any:
     return getattr(context, key, None)
 
 
+def check_token_budget(value: object, *, what: str = "token_budget") -> int | None:
+    """``None`` (the engine's default), or a token budget the engine's searches accept: an
+    adapter checks it when it is built, so a budget the first search would refuse cannot let
+    a write through before it."""
+    return None if value is None else check.positive_int(value, what=what)
+
+
 def hit_metadata(hit: Hit) -> dict[str, Any]:
     """What a framework's document or node carries about a retrieved memory: ``tier``,
     ``score``, ``timestamp`` (ISO 8601), ``source_ids``, ``memory_id``, ``kind``,
-    ``session_id``, ``speaker``, ``status`` and ``flags``."""
+    ``session_id``, ``speaker``, ``status``, ``flags`` and ``refers_to`` (``"yesterday =
+    2023-05-07"``: when the memory's own time words say it happened; ``None`` if they do not)."""
     return {
         "tier": hit.tier.value,
         "score": hit.score,
@@ -65,6 +75,7 @@ def hit_metadata(hit: Hit) -> dict[str, Any]:
         "speaker": hit.speaker,
         "status": hit.status.value,
         "flags": list(hit.flags),
+        "refers_to": time_words(hit.refers_to) if hit.refers_to else None,
     }
 
 

@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from pydantic import ConfigDict
 
 from lightmem_core import Context, InvalidArgument, LightMem, SearchResults, Turn, check_user_id
+from lightmem_core.integration import check_token_budget
 from lightmem_core.retrieval import render_context
 
 from ._common import engine, message_of, message_text, turn_of
@@ -71,6 +72,7 @@ class LightMemChatMemory(BaseChatMemory):
         session = data.setdefault("session_id", "default")
         if not isinstance(session, str) or not session.strip() or session != session.strip():
             raise InvalidArgument(f"session_id must be a non-empty id, got {session!r}")
+        check_token_budget(data.get("token_budget"))
         super().__init__(**data)
         self.chat_memory = _SessionHistory(self)
 

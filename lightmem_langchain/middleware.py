@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langgraph.runtime import Runtime
 
 from lightmem_core import DuplicateTurnId, LightMem
+from lightmem_core.integration import check_token_budget
 
 from ._common import TurnCounter, context_value, engine, message_text, required_user, turn_of
 
@@ -74,7 +75,7 @@ class LightMemMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self.mem = engine(mem, "LightMemMiddleware")
         self.user_id_key = user_id_key
         self.session_id_key = session_id_key
-        self.token_budget = token_budget
+        self.token_budget = check_token_budget(token_budget)
         self.k = k
         self.record = record
         self._counter = TurnCounter(consolidate_every)

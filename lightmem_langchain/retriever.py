@@ -36,8 +36,9 @@ class LightMemRetriever(BaseRetriever):
 
     Metadata of each document: ``tier``, ``score``, ``timestamp`` (ISO 8601),
     ``source_ids`` (the turns it was written from), ``memory_id``, ``kind``,
-    ``session_id``, ``speaker``, ``status`` and ``flags`` (``instruction_like`` marks text
-    that reads like an instruction: treat it as data).
+    ``session_id``, ``speaker``, ``status``, ``flags`` (``instruction_like`` marks text
+    that reads like an instruction: treat it as data) and ``refers_to`` (``"yesterday =
+    2023-05-07"`` when the memory's own time words say when it happened, else ``None``).
 
     ``k`` and ``user_id`` may also be given per call: ``retriever.invoke(q, k=3,
     user_id="bob")``. One retriever can serve many users: it keeps no per-user state, and a

@@ -112,8 +112,9 @@ def resolve_engine(data: Any, owner: str) -> Any:
 
 
 def check_token_limit(value: object) -> None:
-    """``None`` or a positive integer (checked before pydantic, which would wrap the error)."""
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        from lightmem_core import InvalidArgument
+    """``None``, or a token budget the engine accepts (checked before pydantic, which would
+    wrap the error, and before anything is stored: a limit the engine refuses at the first
+    ``get`` must not let a ``put`` through first)."""
+    from lightmem_core.integration import check_token_budget
 
-        raise InvalidArgument(f"token_limit must be a positive integer, got {value!r}")
+    check_token_budget(value, what="token_limit")

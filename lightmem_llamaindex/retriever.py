@@ -17,7 +17,7 @@ __all__ = ["LightMemRetriever", "node_of"]
 
 # What the model is shown of a node's metadata: when and who. Ids, scores and tiers are for
 # the application (ContextChatEngine renders the rest of the metadata into the prompt).
-_SHOWN_TO_MODEL = ("timestamp", "speaker")
+_SHOWN_TO_MODEL = ("timestamp", "speaker", "refers_to")
 
 
 def node_of(hit: Hit) -> NodeWithScore:
@@ -43,8 +43,9 @@ class LightMemRetriever(BaseRetriever):
 
     Node metadata: ``tier``, ``score``, ``timestamp``, ``source_ids`` (the turns it was
     written from), ``memory_id``, ``kind``, ``session_id``, ``speaker``, ``status`` and
-    ``flags``. Only ``timestamp`` and ``speaker`` are shown to the model
-    (``excluded_llm_metadata_keys`` holds the rest).
+    ``flags``, and ``refers_to`` when the memory's own time words say when it happened
+    (``"yesterday = 2023-05-07"``). Only ``timestamp``, ``speaker`` and ``refers_to`` are shown
+    to the model (``excluded_llm_metadata_keys`` holds the rest).
 
     Args:
         mem: the :class:`~lightmem_core.LightMem` engine (first argument, or ``mem=``).

@@ -153,6 +153,9 @@ def test_bad_arguments_to_add(mem: LightMem, kwargs: dict[str, Any]) -> None:
         {"token_budget": "10"},
         {"tiers": ["stm"]},
         {"tiers": ["gold"]},
+        {"tiers": False},
+        {"tiers": 3},
+        {"tiers": [None]},
     ],
 )
 def test_bad_search_arguments(mem: LightMem, kwargs: dict[str, Any]) -> None:

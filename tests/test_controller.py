@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lightmem_core import LightMem
+from lightmem_core import Hit, LightMem, Tier, TimeReference
 from lightmem_core.retrieval import plan_query
-from lightmem_core.retrieval.controller import window_around
+from lightmem_core.retrieval.controller import REFERS_TO, referred_window, window_around
+from lightmem_core.retrieval.render import memory_line
 
 NOW = datetime(2023, 10, 20, 15, 0, tzinfo=UTC)  # a Friday
 
@@ -45,6 +46,102 @@ def test_window_around_calendar_periods() -> None:
     assert window_around(moment, "week")[0] == datetime(2024, 2, 12, tzinfo=UTC)
     assert window_around(moment, "month")[1].date() == datetime(2024, 2, 29).date()
     assert window_around(moment, "year")[0] == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("I went to a support group yesterday", datetime(2023, 10, 19), datetime(2023, 10, 19)),
+        ("Last week we painted the fence", datetime(2023, 10, 9), datetime(2023, 10, 15)),
+        ("Got my new bike two months ago!", datetime(2023, 8, 1), datetime(2023, 8, 31)),
+        ("We finally went camping last Saturday", datetime(2023, 10, 14), datetime(2023, 10, 14)),
+        ("tonight was fun, and last night too", datetime(2023, 10, 19), datetime(2023, 10, 19)),
+        ("Last weekend was the best", datetime(2023, 10, 14), datetime(2023, 10, 15)),
+        ("what a day. this weekend we rest", datetime(2023, 10, 21), datetime(2023, 10, 22)),
+        (
+            "last summer we met, a week ago we met again",
+            datetime(2023, 10, 9),
+            datetime(2023, 10, 15),
+        ),
+    ],
+)
+def test_a_turns_time_words_refer_to_when_it_was_said(
+    text: str, start: datetime, end: datetime
+) -> None:
+    window = referred_window(text, NOW)
+    assert window is not None, text
+    assert (window.start.date(), window.end.date()) == (start.date(), end.date())
+
+
+@pytest.mark.parametrize(
+    "text", ["I love hiking", "Tonight I am cooking pasta", "We met in May 2023", "this morning!"]
+)
+def test_no_reference_without_relative_time_words_for_another_day(text: str) -> None:
+    assert referred_window(text, NOW) is None
+
+
+def test_a_turn_said_days_later_is_found_for_the_day_it_tells_of(mem: LightMem) -> None:
+    # Said on 8 May about the 7th; another hike said on the 7th itself; the question is about
+    # the 7th. Both are in the window: the one that says "yesterday" counts as being there.
+    mem.add(
+        "u",
+        "I went on a hike yesterday with my sister",
+        timestamp="2023-05-08T10:00:00Z",
+        turn_id="told",
+        session_id="s2",
+    )
+    mem.add(
+        "u",
+        "Cleaning the garage all day",
+        timestamp="2023-05-07T10:00:00Z",
+        turn_id="garage",
+        session_id="s1",
+    )
+    mem.add(
+        "u",
+        "A long hike with my sister is planned",
+        timestamp="2023-04-02T10:00:00Z",
+        turn_id="plan",
+        session_id="s0",
+    )
+    told = next(m for m in mem.memories("u") if m.source_ids == ("told",))
+    assert told.metadata[REFERS_TO] == {
+        "start": "2023-05-07T00:00:00+00:00",
+        "end": "2023-05-07T23:59:59.999999+00:00",
+        "words": "yesterday",
+    }
+    hits = mem.search("u", "What did I do on 7 May 2023 with my sister?", now=NOW)
+    assert hits[0].source_ids == ("told",)
+    # The hit says when, and the model is told the date rather than left to work it out.
+    assert hits[0].refers_to is not None
+    assert hits[0].refers_to.to_dict() == told.metadata[REFERS_TO]
+    assert hits[0].to_dict()["refers_to"] == told.metadata[REFERS_TO]
+    assert memory_line(hits[0]).startswith("- [2023-05-08, mtm, yesterday = 2023-05-07] ")
+    assert memory_line(told) == memory_line(hits[0])
+    assert "yesterday = 2023-05-07" in mem.get_context("u", "my sister on 7 May 2023", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("words", "start", "end", "shown"),
+    [
+        ("last week", datetime(2023, 5, 1), datetime(2023, 5, 7, 23, 59), "week of 2023-05-01"),
+        ("a month ago", datetime(2023, 4, 1), datetime(2023, 4, 30, 23, 59), "2023-04"),
+        ("last year", datetime(2022, 1, 1), datetime(2022, 12, 31, 23, 59), "2022"),
+    ],
+)
+def test_a_referred_week_month_or_year_is_shown_as_such(
+    words: str, start: datetime, end: datetime, shown: str
+) -> None:
+    hit = Hit(
+        text="t",
+        tier=Tier.MTM,
+        score=1.0,
+        source_ids=(),
+        timestamp=datetime(2023, 5, 8, tzinfo=UTC),
+        memory_id="m",
+        refers_to=TimeReference(start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), words),
+    )
+    assert memory_line(hit) == f'- [2023-05-08, mtm, {words} = {shown}] "t"'
 
 
 def test_intents_people_anchor_and_sub_queries() -> None:

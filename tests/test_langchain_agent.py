@@ -213,6 +213,8 @@ def test_middleware_and_consolidation_stay_off_the_model_call(mem: LightMem) -> 
     with pytest.raises(InvalidArgument):
         LightMemMiddleware(mem, consolidate_every=0)
     with pytest.raises(InvalidArgument):
+        LightMemMiddleware(mem, token_budget=10**9)
+    with pytest.raises(InvalidArgument):
         LightMemMiddleware("nope")  # type: ignore[arg-type]
 
 

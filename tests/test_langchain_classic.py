@@ -170,6 +170,9 @@ def test_bad_input_is_a_typed_error_and_writes_nothing(mem: LightMem) -> None:
         LightMemChatMemory(mem, user_id="alice", session_id=" s ")
     with pytest.raises(InvalidArgument):
         LightMemChatMemory("not an engine", user_id="alice")  # type: ignore[arg-type]
+    for budget in (0, 10**9, "500"):  # refused when built, not at the first load after a save
+        with pytest.raises(InvalidArgument):
+            LightMemChatMemory(mem, user_id="alice", token_budget=budget)
     memory = LightMemChatMemory(mem, user_id="alice")
     with pytest.raises(ValueError, match="output key"):
         memory.save_context({"input": "x"}, {"a": "1", "b": "2"})

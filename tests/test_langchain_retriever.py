@@ -65,6 +65,7 @@ def test_documents_carry_provenance(shared_mem: LightMem) -> None:
     assert isinstance(first.metadata["score"], float)
     assert first.metadata["timestamp"].endswith("+00:00")
     assert docs[0].metadata["score"] >= docs[1].metadata["score"]
+    assert first.metadata["refers_to"] is None  # its words say no other time
 
 
 def test_one_retriever_serves_many_users_without_leaking(shared_mem: LightMem) -> None:

@@ -113,3 +113,5 @@ def test_bad_arguments(mem: LightMem) -> None:
         LightMemBlock(mem, user_id="")
     with pytest.raises(InvalidArgument):
         LightMemBlock(mem, user_id="alice", token_limit=-1)
+    with pytest.raises(InvalidArgument):
+        LightMemBlock(mem, user_id="alice", token_limit=10**9)

@@ -189,6 +189,8 @@ def test_bad_input_is_a_typed_error_and_writes_nothing(mem: LightMem) -> None:
         LightMemMemory.from_defaults(mem=None, user_id="alice")
     with pytest.raises(InvalidArgument):
         LightMemMemory.from_defaults(mem=mem, user_id="alice", token_limit=0)
+    with pytest.raises(InvalidArgument):  # more than any search takes: refused before a put
+        LightMemMemory.from_defaults(mem=mem, user_id="alice", token_limit=21_302_248)
     with pytest.raises(InvalidArgument):
         LightMemMemory.from_defaults(mem=mem, user_id="alice", chat_store_key="x")
     with pytest.raises(InvalidArgument):

@@ -34,6 +34,15 @@ def test_nodes_carry_provenance_and_hide_internal_keys(mem: LightMem) -> None:
     assert "source_ids" not in shown
 
 
+def test_the_model_is_shown_the_date_a_memorys_time_words_mean(mem: LightMem) -> None:
+    mem.add("alice", "We adopted a beagle yesterday!", timestamp="2023-05-08T10:00:00Z")
+    [node] = LightMemRetriever(mem, user_id="alice", similarity_top_k=1).retrieve("beagle")
+    assert node.node.metadata["refers_to"] == "yesterday = 2023-05-07"
+    assert "refers_to: yesterday = 2023-05-07" in node.node.get_content(
+        metadata_mode=MetadataMode.LLM
+    )
+
+
 def test_a_query_engine_over_the_memories(mem: LightMem) -> None:
     mem.remember("alice", "Alice's passport expires in March 2027.")
     engine = RetrieverQueryEngine.from_args(

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from .._types import Memory
+from ..retrieval.controller import RELATIVE_TIME, phrase_window
 from ..store import Evidence
 from .shared import is_general
 
@@ -173,14 +174,6 @@ _PREFERENCE = re.compile(
     r"fan of|into|passionate about|obsessed with)\b",
     re.I,
 )
-_TIME_WORDS = re.compile(
-    r"\b(yesterday|today|tonight|this (?:morning|afternoon|evening|week|weekend|month|year)|"
-    r"last (?:night|week|weekend|month|year|summer|winter|spring|fall|autumn|"
-    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
-    r"(?:a|one|two|three|four|five|six|\d+) (?:days?|weeks?|months?|years?) ago)\b",
-    re.I,
-)
-
 # --- the verb after "I" -------------------------------------------------------------------------
 
 
@@ -346,11 +339,9 @@ class LocalAbstractor:
 
     def _when(self, clause: str, said_at: datetime) -> tuple[datetime, str, str | None]:
         """When an event happened, how to say it, and the time words it was read from."""
-        found = _TIME_WORDS.search(clause)
+        found = RELATIVE_TIME.search(clause)
         if found is not None and self.resolve_dates:
-            from ..retrieval.controller import resolve_window
-
-            window = resolve_window(found.group(0), said_at)
+            window = phrase_window(found.group(0), said_at)
             if window is not None:
                 days = (window.end - window.start).days
                 if days < 1:
@@ -458,7 +449,7 @@ def _kind(clause: str, verb: str | None) -> Kind:
         return "plan"
     if _PREFERENCE.search(clause):
         return "preference"
-    if _TIME_WORDS.search(clause) or (
+    if RELATIVE_TIME.search(clause) or (
         verb is not None and _is_past(verb) and verb.lower() not in _PAST_STATE
     ):
         return "event"

@@ -18,9 +18,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from .._types import TimeReference
 from .terms import query_terms
 
-__all__ = ["Intent", "QueryPlan", "TimeWindow", "plan_query", "warm_up", "window_around"]
+__all__ = [
+    "REFERS_TO",
+    "RELATIVE_TIME",
+    "Intent",
+    "QueryPlan",
+    "TimeWindow",
+    "phrase_window",
+    "plan_query",
+    "referred_window",
+    "time_reference",
+    "warm_up",
+    "window_around",
+]
 
 Intent = Literal["recent_episode", "stable_fact", "event_in_time", "multi_part", "general"]
 Period = Literal["day", "week", "month", "year"]
@@ -195,6 +208,80 @@ def resolve_window(query: str, now: datetime) -> TimeWindow | None:
         start, end = window_around(moment.replace(tzinfo=UTC), period)
         return TimeWindow(start, end, expression)
     return None
+
+
+# --- what a turn's own time words refer to ------------------------------------------------
+
+RELATIVE_TIME = re.compile(
+    r"\b(yesterday|today|tonight|this (?:morning|afternoon|evening|week|weekend|month|year)|"
+    r"last (?:night|week|weekend|month|year|summer|winter|spring|fall|autumn|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
+    r"(?:a|one|two|three|four|five|six|\d+) (?:days?|weeks?|months?|years?) ago)\b",
+    re.I,
+)
+"""Time words whose meaning depends on when they were said ("yesterday", "last week",
+"two months ago")."""
+_SAME_DAY = re.compile(r"today|tonight|this (?:morning|afternoon|evening)", re.I)
+_SEASON = re.compile(r"summer|winter|spring|fall|autumn", re.I)
+REFERS_TO = "refers_to"
+"""The metadata key of the time an entry's own words refer to: ``{"start", "end"}`` as ISO
+times, and ``"words"`` (see :func:`referred_window`)."""
+
+
+def phrase_window(phrase: str, said_at: datetime) -> TimeWindow | None:
+    """The span a time phrase alone ("yesterday", "3 weeks ago", "last Saturday") names,
+    read relative to ``said_at``: a day, a week, a month or a year. One dateparser call on
+    the phrase (about a millisecond; :func:`resolve_window` searches a whole text)."""
+    from dateparser.date import DateDataParser
+
+    base = said_at.astimezone(UTC).replace(tzinfo=None)
+    settings = {
+        "RELATIVE_BASE": base,
+        "PREFER_DATES_FROM": "past",
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+    with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
+        found = DateDataParser(languages=["en"], settings=settings).get_date_data(phrase)
+    if found.date_obj is None:
+        return None
+    period: Period = found.period if found.period in ("day", "week", "month", "year") else "day"
+    start, end = window_around(found.date_obj.replace(tzinfo=UTC), period)
+    return TimeWindow(start, end, phrase)
+
+
+def _weekend(words: str, said_at: datetime) -> TimeWindow:
+    """ "this weekend": the Saturday and Sunday of the week it is said in; "last weekend":
+    those of the week before (dateparser reads neither)."""
+    monday, _ = window_around(said_at, "week")
+    saturday = monday + timedelta(days=5 - 7 * words.casefold().startswith("last"))
+    return TimeWindow(saturday, saturday + timedelta(days=2, microseconds=-1), words)
+
+
+def referred_window(text: str, said_at: datetime) -> TimeWindow | None:
+    """When the first relative time words of a turn ("I went there yesterday") happened,
+    resolved against the moment the turn was said; ``None`` when the turn has none, or only
+    words for the day it was said ("tonight"), which its own time already tells. Seasons
+    ("last summer") are not read: no one span is meant."""
+    for found in RELATIVE_TIME.finditer(text):
+        words = found.group(0)
+        if _SAME_DAY.fullmatch(words) or _SEASON.search(words):
+            continue
+        if words.casefold().endswith("weekend"):
+            return _weekend(words, said_at.astimezone(UTC))
+        return phrase_window(words, said_at)
+    return None
+
+
+def time_reference(metadata: Mapping[str, Any]) -> TimeReference | None:
+    """The :class:`TimeReference` stored under :data:`REFERS_TO` in an entry's metadata."""
+    refers = metadata.get(REFERS_TO)
+    if not isinstance(refers, Mapping):
+        return None
+    try:
+        start, end = datetime.fromisoformat(refers["start"]), datetime.fromisoformat(refers["end"])
+        return TimeReference(start, end, str(refers.get("words", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _anchor(query: str) -> EventAnchor | None:

@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from .._types import Memory, Status, Tier
+from .controller import time_reference
 
 if TYPE_CHECKING:
     from ..store import Surroundings
-    from .controller import QueryPlan
+    from .controller import QueryPlan, TimeWindow
 
 __all__ = [
     "Candidate",
@@ -208,7 +209,9 @@ class LocalReranker:
       often only makes sense next to the question it answers);
     - how much lexical evidence the memory's sitting holds (a conversation about the topic);
     - turns spoken by a person the query names;
-    - memories inside the query's time window; recency, when the query asks for it;
+    - memories inside the query's time window: said then, or saying when it happened
+      ("yesterday" said the day after, the writer's ``refers_to``); recency, when the
+      query asks for it;
     - a small boost for long-term knowledge (larger for questions about stable facts);
     - a penalty for superseded versions of a fact, unless the query asks about the past.
     """
@@ -272,8 +275,8 @@ class LocalReranker:
                 score += ltm_boost
             if memory.status is Status.SUPERSEDED and not plan.asks_history:
                 score -= self.superseded_penalty
-            if plan.window is not None and memory.timestamp is not None:
-                score += self.window_bonus * plan.window.contains(memory.timestamp)
+            if plan.window is not None and _in_window(plan.window, memory):
+                score += self.window_bonus
             score += self.recency_weight * recency.get(candidate.memory_id, 0.0)
             if named and memory.speaker is not None and memory.speaker.casefold() in named:
                 score += self.speaker_bonus
@@ -282,6 +285,15 @@ class LocalReranker:
             scored = _current_first(scored, memories)
         scored.sort(key=lambda item: item[1], reverse=True)
         return scored
+
+
+def _in_window(window: TimeWindow, memory: Memory) -> bool:
+    """Whether a memory is about the window's time: said then, or saying when it happened
+    ("yesterday", said the day after; the writer's ``refers_to``)."""
+    if memory.timestamp is not None and window.contains(memory.timestamp):
+        return True
+    referred = time_reference(memory.metadata)
+    return referred is not None and window.start <= referred.start and referred.end <= window.end
 
 
 def _current_first(

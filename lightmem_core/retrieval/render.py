@@ -14,10 +14,11 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from .._types import Hit, Memory, Status, Turn
+from .._types import Hit, Memory, Status, TimeReference, Turn
 from ..safety import INSTRUCTION_LIKE, looks_like_instruction
+from .controller import time_reference
 
-__all__ = ["memory_line", "render_context", "turn_line"]
+__all__ = ["memory_line", "render_context", "time_words", "turn_line"]
 
 _TAGS = re.compile(r"<\s*/?\s*(memories|recent_conversation)\b", re.IGNORECASE)
 HEADER = (
@@ -47,10 +48,31 @@ def _date(ts: datetime | None) -> str:
     return ts.strftime("%Y-%m-%d") if ts is not None else "undated"
 
 
+def _span(reference: TimeReference) -> str:
+    """A referred time as a model reads it best: a date, a week, a month or a year."""
+    days = (reference.end - reference.start).days
+    if days < 1:
+        return _date(reference.start)
+    if days < 7:
+        return f"week of {_date(reference.start)}"
+    if days < 31:
+        return reference.start.strftime("%Y-%m")
+    return reference.start.strftime("%Y")
+
+
+def time_words(reference: TimeReference) -> str:
+    """``yesterday = 2023-05-07``: a memory's time words and the date they mean."""
+    return f"{reference.words} = {_span(reference)}"
+
+
 def memory_line(memory: Memory | Hit) -> str:
     """``- [2024-05-08, Alice, mtm] "text"``; a superseded fact says until when it held:
-    ``- [2023-01-02, Alice, ltm, superseded 2024-03-01] "Alice lives in Paris."``"""
+    ``- [2023-01-02, Alice, ltm, superseded 2024-03-01] "Alice lives in Paris."``; words that
+    place the memory's event relative to when it was said are resolved for the model (which
+    does date arithmetic badly): ``- [2023-05-08, Mel, mtm, yesterday = 2023-05-07] "..."``."""
     who = f", {_label(memory.speaker)}" if memory.speaker else ""
+    reference = time_reference(memory.metadata) if isinstance(memory, Memory) else memory.refers_to
+    when = f", {_label(time_words(reference))}" if reference else ""
     status = ""
     if memory.status is Status.SUPERSEDED:
         status = f", superseded {_date(memory.valid_to)}" if memory.valid_to else ", superseded"
@@ -61,7 +83,10 @@ def memory_line(memory: Memory | Hit) -> str:
     )
     if flagged:
         status += ", instruction-like"
-    return f"- [{_date(memory.timestamp)}{who}, {memory.tier.value}{status}] {_quote(memory.text)}"
+    return (
+        f"- [{_date(memory.timestamp)}{who}, {memory.tier.value}{when}{status}] "
+        f"{_quote(memory.text)}"
+    )
 
 
 def turn_line(turn: Turn) -> str:

@@ -25,7 +25,7 @@ from ..safety import INSTRUCTION_LIKE
 from ..store import RecordStore, VectorFilter, VectorIndex
 from ..tracing import span
 from .aliases import SpokenTurn, learn_aliases, vocatives
-from .controller import QueryPlan, TimeWindow, plan_query
+from .controller import QueryPlan, TimeWindow, plan_query, time_reference
 from .pipeline import (
     CONTEXT_SPAN,
     Reranker,
@@ -311,6 +311,7 @@ class Searcher:
                 status=m.status,
                 valid_to=m.valid_to,
                 flags=(INSTRUCTION_LIKE,) if m.metadata.get(INSTRUCTION_LIKE) else (),
+                refers_to=time_reference(m.metadata),
             )
             for m, score, tokens in kept
         ]

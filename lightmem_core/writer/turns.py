@@ -13,7 +13,8 @@ from typing import Any
 
 from .. import _validation as check
 from .._errors import InvalidArgument
-from .._types import Memory, Tier, Turn
+from .._types import Memory, Tier, TimeReference, Turn
+from ..retrieval.controller import REFERS_TO, RELATIVE_TIME, referred_window
 from ..retrieval.terms import query_terms
 from ..safety import flag_instructions
 from ..store import RecordStore
@@ -92,7 +93,11 @@ def write_entries(
                     text=draft.text,
                     timestamp=turn.timestamp,
                     source_ids=tuple(dict.fromkeys([*base.source_ids, turn.turn_id])),
-                    metadata=flag_instructions({**base.metadata, **draft.metadata}, draft.text),
+                    metadata=_with_time_reference(
+                        flag_instructions(_kept(base.metadata) | draft.metadata, draft.text),
+                        draft.text,
+                        turn.timestamp,
+                    ),
                 )
                 continue
             fresh.append(
@@ -107,10 +112,28 @@ def write_entries(
                     speaker=turn.speaker,
                     source_ids=(turn.turn_id,),
                     created_at=now,
-                    metadata=flag_instructions(draft.metadata, draft.text),
+                    metadata=_with_time_reference(
+                        flag_instructions(draft.metadata, draft.text), draft.text, turn.timestamp
+                    ),
                 )
             )
     return [*merged.values(), *fresh], list(merged)
+
+
+def _kept(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's metadata without what is derived from its text (found again for the new)."""
+    return {key: value for key, value in metadata.items() if key != REFERS_TO}
+
+
+def _with_time_reference(metadata: dict[str, Any], text: str, said_at: datetime) -> dict[str, Any]:
+    """``metadata``, and when the text says "yesterday" or "two weeks ago", the span that
+    refers to (read against the turn's own time, not the day it is searched): a question
+    about that time then finds the turn, said days later (``LocalReranker``)."""
+    window = referred_window(text, said_at) if RELATIVE_TIME.search(text) else None
+    if window is None:
+        return metadata
+    reference = TimeReference(window.start, window.end, window.expression)
+    return {**metadata, REFERS_TO: reference.to_dict()}
 
 
 def _nearby_entries(records: RecordStore, user: str, text: str, count: int) -> list[Memory]:
