@@ -182,17 +182,21 @@ def window_around(moment: datetime, period: Period) -> tuple[datetime, datetime]
     return start, end - timedelta(microseconds=1)
 
 
+def _relative_to(moment: datetime) -> dict[str, Any]:
+    """dateparser's settings for reading relative expressions as of ``moment`` (in UTC)."""
+    return {
+        "RELATIVE_BASE": moment.astimezone(UTC).replace(tzinfo=None),
+        "PREFER_DATES_FROM": "past",
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+
+
 def resolve_window(query: str, now: datetime) -> TimeWindow | None:
     if not _TIME_HINT.search(query):
         return None
     from dateparser.search import search_dates
 
-    base = now.astimezone(UTC).replace(tzinfo=None)
-    settings = {
-        "RELATIVE_BASE": base,
-        "PREFER_DATES_FROM": "past",
-        "RETURN_AS_TIMEZONE_AWARE": False,
-    }
+    settings = _relative_to(now)
     with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
         found = search_dates(query, languages=["en"], settings=settings) or []
     parser = _date_parser()
@@ -234,12 +238,7 @@ def phrase_window(phrase: str, said_at: datetime) -> TimeWindow | None:
     the phrase (about a millisecond; :func:`resolve_window` searches a whole text)."""
     from dateparser.date import DateDataParser
 
-    base = said_at.astimezone(UTC).replace(tzinfo=None)
-    settings = {
-        "RELATIVE_BASE": base,
-        "PREFER_DATES_FROM": "past",
-        "RETURN_AS_TIMEZONE_AWARE": False,
-    }
+    settings = _relative_to(said_at)
     with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
         found = DateDataParser(languages=["en"], settings=settings).get_date_data(phrase)
     if found.date_obj is None:
