@@ -103,6 +103,17 @@ EXPORT_FORMAT = 1
 _TOKEN_CACHE_SIZE = 200_000
 
 
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def _open_postgres(url: str) -> RecordStore:
+    """The PostgreSQL record store of a URL (its driver is imported only now)."""
+    from .store.postgres import PostgresRecordStore
+
+    return PostgresRecordStore(url)
+
+
 def _check_backend(backend: object, contract: type, name: str) -> None:
     """A backend given to ``LightMem`` must satisfy its contract: checked once, here."""
     if backend is not None and not isinstance(backend, contract):
@@ -137,8 +148,11 @@ class LightMem:
             default (the steps above) whenever its model fails. Default: no model.
         token_counter: counts prompt tokens for budgets (default: a fast estimator).
         reindex: rebuild the vector index on open (needed after changing the embedder).
-        records: the record store, any :class:`~lightmem_core.store.RecordStore` (default: a
-            :class:`~lightmem_core.store.SQLiteRecordStore` in ``path``). ``LightMem`` closes
+        records: the record store: any :class:`~lightmem_core.store.RecordStore`, or the
+            URL of a PostgreSQL database (``postgresql://user@host/db``: a
+            :class:`~lightmem_core.store.PostgresRecordStore`, extra ``postgres``; ``path``
+            then holds only local caches and locks). Default: a
+            :class:`~lightmem_core.store.SQLiteRecordStore` in ``path``. ``LightMem`` closes
             it when it closes.
         vectors: the vector index, any :class:`~lightmem_core.store.VectorIndex` (default:
             Chroma, embedded in ``path`` and shared by the processes on it, or the server of
@@ -163,7 +177,7 @@ class LightMem:
         slm: Any = None,
         token_counter: TokenCounter | None = None,
         reindex: bool = False,
-        records: RecordStore | None = None,
+        records: RecordStore | str | None = None,
         vectors: VectorIndex | None = None,
         **options: Any,
     ) -> None:
@@ -174,7 +188,13 @@ class LightMem:
         # Before any of the user's data is on the heap: Chroma's HNSW files can carry
         # recycled memory (see _heap.py).
         overwrite_freed_memory()
-        _check_backend(records, RecordStore, "records")
+        if isinstance(records, str) and not is_postgres_url(records):
+            raise ConfigurationError(
+                "records= takes a RecordStore or a postgresql:// URL, not "
+                f"{records.split(':', 1)[0]!r}"
+            )
+        if not isinstance(records, str):
+            _check_backend(records, RecordStore, "records")
         _check_backend(vectors, VectorIndex, "vectors")
         if vectors is not None and self.config.chroma_server is not None:
             raise ConfigurationError("give vectors= or a Chroma server, not both")
@@ -182,6 +202,17 @@ class LightMem:
         try:
             # Collaborators are wrapped for tracing (lightmem_core.tracing): a span per call
             # when someone collects them, one context-variable read when nobody does.
+            if isinstance(records, str):
+                records = _open_postgres(records)
+                if vectors is None and self.config.chroma_server is None:
+                    # Each machine would index into its own folder: a search on one would
+                    # miss what another indexed (lexical search still finds it).
+                    logger.warning(
+                        "records= is a PostgreSQL server but the vector index is embedded in "
+                        "%s: fine for one machine; give chroma_url= to share it across "
+                        "machines",
+                        self.path,
+                    )
             self._records: RecordStore = traced(
                 records
                 or SQLiteRecordStore(
@@ -817,7 +848,7 @@ class LightMem:
             vectors=vectors,
             lexical_rows=deleted.lexical_rows,
             completed_at=datetime.now(UTC),
-            remaining=self._vectors().erasure_residue(),
+            remaining=(*self._records.erasure_residue(), *self._vectors().erasure_residue()),
             shared=len(deleted.shared),
         )
 
@@ -948,7 +979,7 @@ class LightMem:
             vectors=vectors,
             lexical_rows=deleted.lexical_rows,
             completed_at=datetime.now(UTC),
-            remaining=self._vectors().erasure_residue(),
+            remaining=(*self._records.erasure_residue(), *self._vectors().erasure_residue()),
             shared=len(deleted.shared),
         )
 

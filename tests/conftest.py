@@ -1,10 +1,12 @@
 """Shared fixtures: stores on real SQLite files and Chroma, the real MiniLM model (loaded
-once), a real Chroma server on loopback, and a tiny sentence-transformers model built here."""
+once), real Chroma and PostgreSQL servers on loopback, and a tiny sentence-transformers model
+built here."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,53 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
     except RuntimeError as err:
         pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 (a fresh cluster in a temporary folder, stopped
+    by its pid at the end). Skipped, saying how to get one, where the machine has no
+    PostgreSQL binaries, unless ``LIGHTMEM_REQUIRE_POSTGRES=1`` (CI) makes that a failure."""
+    try:
+        # fsync off: no test here crashes the server itself, only its clients.
+        with testing.postgres_server(fsync=False) as url:
+            yield url
+    except testing.PostgresNotFound as err:
+        if os.environ.get("LIGHTMEM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"LIGHTMEM_REQUIRE_POSTGRES=1 but {err}")
+        pytest.skip(f"PostgreSQL tests skipped: {err}")
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_store(postgres_db: str) -> Iterator[Callable[..., object]]:
+    """``make(**options)`` opens a :class:`PostgresRecordStore` on the test database;
+    every one opened is closed afterwards."""
+    from lightmem_core.store.postgres import PostgresRecordStore
+
+    opened: list[PostgresRecordStore] = []
+
+    def make(**options: object) -> PostgresRecordStore:
+        store = PostgresRecordStore(postgres_db, **options)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
 
 
 def _tiny_bert(root: Path, *, classifier: bool) -> Path:

@@ -9,6 +9,7 @@ machine holds the parts every caller of a record store relies on."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,8 +29,18 @@ USERS = ("alice", "Alice", "alice ", "bob")  # look-alikes: isolation must be ex
 WORDS = ("apple", "river", "violin", "harbour", "cactus", "meadow")
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
-BACKENDS: dict[str, Callable[[Path], RecordStore]] = {
-    "sqlite": lambda place: SQLiteRecordStore(place / "records.sqlite3"),
+
+def _postgres(place: Path, request: pytest.FixtureRequest) -> RecordStore:
+    from lightmem_core.store.postgres import PostgresRecordStore
+
+    # One schema per place, on the session's server (its database is dropped at the end).
+    schema = "s_" + hashlib.sha256(str(place).encode()).hexdigest()[:16]
+    return PostgresRecordStore(request.getfixturevalue("postgres_url"), schema=schema)
+
+
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], RecordStore]] = {
+    "sqlite": lambda place, _: SQLiteRecordStore(place / "records.sqlite3"),
+    "postgres": _postgres,
 }
 """Each backend, opened on the store that lives at a place (a folder here; a server
 backend maps it to a database or schema): the same place twice is one store, two handles."""
@@ -45,7 +56,7 @@ def make_store(
     def make(name: str | None = None) -> RecordStore:
         place = tmp_path / (name or uuid.uuid4().hex[:8])
         place.mkdir(exist_ok=True)
-        store = BACKENDS[request.param](place)
+        store = BACKENDS[request.param](place, request)
         opened.append(store)
         return store
 

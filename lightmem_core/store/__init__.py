@@ -1,8 +1,11 @@
-"""Storage: the record store (SQLite, the record of truth) and the vector index (Chroma).
+"""Storage: the record store (the record of truth: SQLite embedded, PostgreSQL on a server)
+and the vector index (Chroma, embedded or a server).
 
 Both sit behind small protocols (:class:`RecordStore`, :class:`VectorIndex`); a second
 backend is a new module that satisfies one of them.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._contracts import (
     Adjacent,
@@ -20,6 +23,9 @@ from ._contracts import (
 from .chroma import ChromaVectorIndex
 from .sqlite import SQLiteRecordStore
 
+if TYPE_CHECKING:
+    from .postgres import PostgresRecordStore
+
 __all__ = [
     "Adjacent",
     "ChromaVectorIndex",
@@ -28,6 +34,7 @@ __all__ = [
     "Evidence",
     "NewRecord",
     "PendingVector",
+    "PostgresRecordStore",
     "RecordChange",
     "RecordStore",
     "SQLiteRecordStore",
@@ -35,3 +42,12 @@ __all__ = [
     "VectorFilter",
     "VectorIndex",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL store imports its driver (extra ``postgres``) only when it is asked for.
+    if name == "PostgresRecordStore":
+        from .postgres import PostgresRecordStore
+
+        return PostgresRecordStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

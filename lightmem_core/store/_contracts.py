@@ -315,6 +315,11 @@ class RecordStore(Protocol):
         go too)."""
         ...
 
+    def erasure_residue(self) -> tuple[str, ...]:
+        """What may still hold traces of an erased user that this store cannot scrub (a
+        server's log, its backups), in words for the receipt; empty when nothing does."""
+        ...
+
     def counts(self, user_id: str | None = None) -> dict[str, int]:
         """Row counts (``turns``, ``mtm``, ``ltm``, ``ltm_superseded``, ``ltm_archived``,
         ``pending_index``); all users when ``None``."""

@@ -10,7 +10,6 @@ the user id, and every MATCH requires it, so BM25 never scores another user's ro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -32,6 +31,9 @@ from ._contracts import (
     PendingVector,
     Surroundings,
 )
+from ._rows import dt as _dt
+from ._rows import epoch as _epoch
+from ._rows import memory_from_row, owner_token, turn_from_row
 
 __all__ = ["SQLiteRecordStore"]
 
@@ -156,23 +158,6 @@ CREATE TABLE IF NOT EXISTS stm_floors (
     PRIMARY KEY (user_id, session_id)
 ) WITHOUT ROWID;
 """
-
-
-def owner_token(user_id: str) -> str:
-    """A single alphanumeric FTS token standing for the user (no tokenizer can split it)."""
-    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
-
-
-def _epoch(ts: datetime | None) -> float | None:
-    return ts.timestamp() if ts is not None else None
-
-
-_TIERS = {tier.value: tier for tier in Tier}
-_STATUSES = {status.value: status for status in Status}
-
-
-def _dt(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, tz=UTC) if epoch is not None else None
 
 
 class SQLiteRecordStore:
@@ -526,6 +511,9 @@ class SQLiteRecordStore:
             shared=tuple(shared),
         )
 
+    def erasure_residue(self) -> tuple[str, ...]:
+        return ()  # the WAL is truncated and freed pages zeroed by delete_user
+
     def _withdraw_contributions(self, cur: sqlite3.Cursor, user_id: str) -> list[str]:
         """Withdraw what the user contributed to shared knowledge; the shared records no
         other user stated are deleted (their ids are returned, for their vectors)."""
@@ -634,48 +622,8 @@ class SQLiteRecordStore:
         "m.last_supported, m.key"
     )
 
-    @staticmethod
-    def _memory(row: Sequence[Any]) -> Memory:
-        # By position, in _MEMORY_COLUMNS' order (callers may select more columns after
-        # them): a search reads hundreds of rows, and looking columns up by name cost as much
-        # as the rest of building each Memory.
-        return Memory(
-            id=row[0],
-            user_id=row[1],
-            tier=_TIERS[row[2]],
-            kind=row[3],
-            text=row[4],
-            timestamp=_dt(row[5]),
-            session_id=row[6],
-            speaker=row[7],
-            created_at=_dt(row[8]),
-            access_count=row[9],
-            last_accessed=_dt(row[10]),
-            metadata=json.loads(row[11]) if row[11] != "{}" else {},
-            source_ids=tuple(sorted(row[12].split("\x1f"))) if row[12] else (),
-            status=_STATUSES[row[13]],
-            confidence=row[14],
-            support=row[15],
-            slot=row[16],
-            valid_from=_dt(row[17]),
-            valid_to=_dt(row[18]),
-            superseded_by=row[19],
-            last_supported=_dt(row[20]),
-            key=row[21],
-        )
-
-    @staticmethod
-    def _turn(row: Sequence[Any]) -> Turn:
-        return Turn(
-            user_id=row[0],
-            turn_id=row[1],
-            session_id=row[2],
-            role=row[3],
-            speaker=row[4],
-            content=row[5],
-            timestamp=datetime.fromtimestamp(row[6], tz=UTC),
-            metadata=json.loads(row[7]),
-        )
+    _memory = staticmethod(memory_from_row)
+    _turn = staticmethod(turn_from_row)
 
     _TURN_COLUMNS = "user_id, turn_id, session_id, role, speaker, content, ts, metadata"
 
