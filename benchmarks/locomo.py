@@ -73,6 +73,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -555,9 +556,17 @@ def lightmem_store(
     workdir: Path,
     name: str,
     slm: Mapping[str, Any] | None = None,
+    records: str | None = None,
 ) -> Iterator[LightMem]:
-    """A fresh LightMem store in its own folder, removed afterwards."""
+    """A fresh LightMem store in its own folder, removed afterwards; with ``records`` (a
+    PostgreSQL URL), its records in a fresh schema of that database, dropped afterwards."""
     path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+    store = None
+    if records is not None:
+        from lightmem_core.store.postgres import PostgresRecordStore
+
+        schema = f"locomo_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        store = PostgresRecordStore(records, schema=schema)
     # Budgets in this benchmark are whitespace tokens for every system, LightMem included:
     # its default counter also counts punctuation and would pack to a tighter budget.
     mem = LightMem(
@@ -566,12 +575,23 @@ def lightmem_store(
         embedder=embedder,
         token_counter=whitespace_tokens,
         slm=slm or None,
+        records=store,
     )
     try:
         yield mem
     finally:
         mem.close()
         shutil.rmtree(path, ignore_errors=True)
+        if store is not None:
+            drop_schema(records, store.schema)
+
+
+def drop_schema(url: str | None, schema: str) -> None:
+    """Drop a benchmark's PostgreSQL schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(url or "", autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def build_lightmem_variant(
@@ -582,10 +602,11 @@ def build_lightmem_variant(
     progress: Progress,
     stack: ExitStack,
     slm: Mapping[str, Any] | None = None,
+    records: str | None = None,
 ) -> SystemResult:
     """A fresh store for the variant, every conversation ingested and flushed."""
     options = LIGHTMEM_VARIANTS[name]
-    mem = stack.enter_context(lightmem_store(options, embedder, workdir, name, slm))
+    mem = stack.enter_context(lightmem_store(options, embedder, workdir, name, slm, records))
     total = sum(len(c.turns) for c in conversations)
     task = progress.add_task(f"{name}: ingest", total=total)
     ingest = ingest_lightmem(mem, conversations, progress, task)
@@ -690,8 +711,13 @@ def run_benchmark(
     workdir: Path | None = None,
     slm: Any = None,
     slm_roles: Sequence[str] = ROLES,
+    records: str | None = None,
 ) -> dict[str, Any]:
     """Run every system on the LoCoMo file ``data``; write the reports to ``out``.
+
+    ``records`` (a PostgreSQL URL) keeps the LightMem variants' records there instead of in
+    SQLite, to compare the two record stores' lexical search (each variant gets a schema of
+    its own, dropped afterwards).
 
     ``embedder`` replaces the default MiniLM for the LightMem stores and the dense baseline
     (tests pass a fast fake). ``slm`` drives the ``slm_roles`` of every LightMem variant
@@ -723,7 +749,7 @@ def run_benchmark(
             for name in variants:
                 systems.append(
                     build_lightmem_variant(
-                        name, conversations, embedder, scratch, progress, stack, roles
+                        name, conversations, embedder, scratch, progress, stack, roles, records
                     )
                 )
             ask_all(systems, conversations, progress)
@@ -741,6 +767,7 @@ def run_benchmark(
         wall_s=time.perf_counter() - started,
         load=(load_before, load_average()),
     )
+    results["config"]["records"] = "postgresql" if records is not None else "sqlite"
     results["config"]["slm"] = (
         {"model": getattr(slm, "name", str(slm)), "roles": list(slm_roles)}
         if slm is not None
@@ -1167,6 +1194,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="ROLE",
         help=f"the roles --slm drives (default all): {', '.join(ROLES)}",
     )
+    parser.add_argument(
+        "--records",
+        metavar="URL",
+        help="keep LightMem's records in this PostgreSQL database (postgresql://...) instead "
+        "of SQLite; 'temporary' starts a throwaway local server (needs PostgreSQL's binaries)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     args.slm_roles = _names(args.slm_roles, ROLES)
@@ -1195,6 +1228,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"baselines={args.baselines}  variants={args.variants}  "
         f"limit_questions={args.limit_questions}  slm={args.slm} roles={args.slm_roles}"
     )
+    with ExitStack() as servers:
+        records = args.records
+        if records == "temporary":
+            from lightmem_core.testing import postgres_server
+
+            records = servers.enter_context(postgres_server())
+        return _run(args, console, records)
+
+
+def _run(args: argparse.Namespace, console: Console, records: str | None) -> int:
     results = run_benchmark(
         args.data,
         args.out,
@@ -1205,6 +1248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_progress=not args.no_progress,
         slm=load_model(args.slm) if args.slm else None,
         slm_roles=args.slm_roles,
+        records=records,
     )
     print_table(results, console)
     console.print(
