@@ -45,6 +45,7 @@ def cli(store: Path) -> Invoke:
         "LIGHTMEM_EMBEDDER": "hashing",
         "LIGHTMEM_PATH": str(store),
         "LIGHTMEM_CHROMA_URL": None,
+        "LIGHTMEM_RECORDS": None,
     }
 
     def invoke(*args: str, input: str | None = None, **extra_env: str | None) -> Result:

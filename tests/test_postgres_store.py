@@ -229,3 +229,29 @@ def test_without_postgres_binaries_the_message_says_how_to_get_them(
         postgres_bindir()
     with pytest.raises(PostgresNotFound), postgres_server():
         pass
+
+
+def test_the_cli_works_on_a_postgres_store_from_any_folder(
+    postgres_db: str, tmp_path: Path
+) -> None:
+    """``--records`` (``LIGHTMEM_RECORDS``): a consolidation worker or an operator's shell on
+    another machine runs the same commands on the shared records."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lightmem_core.cli import app
+
+    runner = CliRunner()
+    env = {"LIGHTMEM_EMBEDDER": "hashing", "LIGHTMEM_RECORDS": postgres_db,
+           "LIGHTMEM_CHROMA_URL": None}  # fmt: skip
+
+    def run(folder: str, *args: str) -> Any:
+        result = runner.invoke(app, ["--path", str(tmp_path / folder), "--json", *args], env=env)
+        assert result.exit_code == 0, (result.output, result.exception)
+        return json.loads(result.stdout)
+
+    run("app", "add", "ana", "I live in Porto and I love hiking.")
+    assert run("worker", "consolidate")["entries"] == 1
+    assert run("ops", "stats")["turns"] == 1  # a fresh folder sees the shared records
+    assert run("ops", "forget", "ana", "--yes")["turns"] == 1

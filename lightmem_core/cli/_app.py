@@ -41,7 +41,8 @@ from ._render import (
 __all__ = ["app"]
 
 _EPILOG = (
-    "Environment: LIGHTMEM_PATH and LIGHTMEM_CHROMA_URL set --path and --chroma-url. "
+    "Environment: LIGHTMEM_PATH, LIGHTMEM_RECORDS and LIGHTMEM_CHROMA_URL set --path, "
+    "--records and --chroma-url. "
     "LIGHTMEM_EMBEDDER (a testing aid) chooses the embedder: 'hashing' is a fast, "
     "deterministic fake that loads no model (for tests only: its vectors are not "
     "comparable with real ones); any other value is a local sentence-transformers model "
@@ -88,6 +89,15 @@ def _root(
             help="A Chroma server for the vectors, e.g. http://127.0.0.1:8000 (default: on disk).",
         ),
     ] = None,
+    records: Annotated[
+        str | None,
+        typer.Option(
+            "--records",
+            envvar="LIGHTMEM_RECORDS",
+            help="A PostgreSQL database for the records, e.g. postgresql://app@db/lightmem "
+            "(default: SQLite in --path, which then holds only local caches).",
+        ),
+    ] = None,
     embedder: Annotated[
         str | None, typer.Option("--embedder", envvar="LIGHTMEM_EMBEDDER", hidden=True)
     ] = None,
@@ -103,7 +113,12 @@ def _root(
     source = ctx.get_parameter_source("path")  # typer may vendor click: compare by name
     given = source is not None and source.name == "COMMANDLINE"
     ctx.obj = Settings(
-        path=path, chroma_url=chroma_url, embedder=embedder, path_given=given, json=json_output
+        path=path,
+        chroma_url=chroma_url,
+        records=records,
+        embedder=embedder,
+        path_given=given,
+        json=json_output,
     )
 
 

@@ -64,6 +64,8 @@ class Settings:
 
     path: Path
     chroma_url: str | None = None
+    records: str | None = None
+    """A PostgreSQL URL for the records (``--records``); None: SQLite in ``path``."""
     embedder: str | None = None
     """``LIGHTMEM_EMBEDDER``: ``hashing[-DIM]`` or a sentence-transformers model; None: default."""
     path_given: bool = False
@@ -143,6 +145,8 @@ def construct(settings: Settings, *, path: Path | None = None, reindex: bool = F
     options: dict[str, Any] = {}
     if settings.chroma_url:
         options["chroma_url"] = settings.chroma_url
+    if settings.records:
+        options["records"] = settings.records
     return LightMem(
         path if path is not None else settings.path,
         embedder=make_embedder(settings.embedder),
@@ -164,7 +168,7 @@ def open_store(
     for a read is an error, not a new empty store."""
     folder = path if path is not None else settings.path
     with handle_errors():
-        if not create and not (folder / STORE_FILE).exists():
+        if not create and settings.records is None and not (folder / STORE_FILE).exists():
             raise CliError(
                 f"no LightMem store at {folder}; check --path (or LIGHTMEM_PATH). "
                 "`lightmem add` or `lightmem ingest` create one"
