@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from .embedding import Embedder
@@ -29,8 +31,16 @@ logger = logging.getLogger("lightmem")
 
 # Texts per embedding call. Small, so a query waiting for the embedder waits little.
 _EMBED_CHUNK = 8
-# How long the indexer waits for writes to pause before it embeds them.
+# How long the indexer waits for writes to pause before it embeds them...
 _QUIET_S = 0.25
+# ...and how long at most: under steady traffic writes never pause, and an indexer that waited
+# for quiet would let every user's backlog grow until their searches indexed it themselves
+# (each paying for it, one after another, behind the index write lock).
+_MAX_DELAY_S = 1.0
+# Searches come first: between embedding calls the background thread waits while a search
+# runs (the embedder is shared and the cores are few), for at most this long each time, so
+# that steady searching slows indexing without stopping it.
+_YIELD_S = 0.2
 
 
 class VectorIndexer:
@@ -60,6 +70,8 @@ class VectorIndexer:
         self._in_flight: set[str] = set()
         self._dirty: set[str] = set()  # users with memories written here since last indexed
         self._dirty_lock = threading.Lock()
+        self._searches = 0  # searches running now, which the background thread gives way to
+        self._searches_done = threading.Condition()
         self._catch_up = True  # index everything pending once, on open
         self.last_error: str | None = None
 
@@ -84,9 +96,13 @@ class VectorIndexer:
             # Write-behind, not write-along: wait for a quiet moment, so the search that
             # usually follows an add runs alone (it scores the new turn itself) and a burst of
             # adds is embedded as one batch.
+            woken = time.monotonic()
             while self._wake.is_set() and not self._stop.is_set():
                 self._wake.clear()
-                self._stop.wait(_QUIET_S)
+                left = _MAX_DELAY_S - (time.monotonic() - woken)
+                if left <= 0:
+                    break
+                self._stop.wait(min(_QUIET_S, left))
             if self._stop.is_set():
                 break
             with self._dirty_lock:
@@ -158,6 +174,8 @@ class VectorIndexer:
                 # for a whole batch, nor leave a thread inside native code at exit.
                 pending = pending[:start]
                 break
+            if interruptible:
+                self._give_way()
             chunk = pending[start : start + _EMBED_CHUNK]
             vectors.extend(embedder.embed([p.text for p in chunk]))
         if vectors:
@@ -213,6 +231,25 @@ class VectorIndexer:
         waiting = set(known)
         with self._claims:  # the rest is in the background thread's hands: wait for it
             self._claims.wait_for(lambda: not waiting & self._in_flight, timeout=60)
+
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        """Hold while a search runs: the background thread embeds nothing meanwhile (beyond
+        the chunk it is in), so the search's own embedding does not queue behind it."""
+        with self._searches_done:
+            self._searches += 1
+        try:
+            yield
+        finally:
+            with self._searches_done:
+                self._searches -= 1
+                self._searches_done.notify_all()
+
+    def _give_way(self) -> None:
+        with self._searches_done:
+            self._searches_done.wait_for(
+                lambda: self._searches == 0 or self._stop.is_set(), timeout=_YIELD_S
+            )
 
     # Claims keep two threads (the background one and a flush or a search) from embedding the
     # same rows: each takes only rows nobody has in flight, and waits for the rest.

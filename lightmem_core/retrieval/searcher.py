@@ -163,6 +163,10 @@ class Searcher:
     def search(self, request: SearchRequest) -> SearchResults:
         """Plan, pull candidates (stage 1), re-rank them (stage 2) and pack the best into
         the request's budget."""
+        with self._indexer.searching():  # the background indexer gives way meanwhile
+            return self._search(request)
+
+    def _search(self, request: SearchRequest) -> SearchResults:
         self._drop_caches_if_erased_elsewhere()
         k = request.k
         pool = self._config.pool_for(k)
