@@ -9,13 +9,15 @@ machine holds the parts every caller of a record store relies on."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -38,9 +40,45 @@ def _postgres(place: Path, request: pytest.FixtureRequest) -> RecordStore:
     return PostgresRecordStore(request.getfixturevalue("postgres_url"), schema=schema)
 
 
+class _OnItsOwnLoop:
+    """An async record store behind the sync contract: each call is awaited on an event
+    loop in a thread of its own, so this suite checks the async twin unchanged."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop).result()
+
+        return call
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._store.close(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def _postgres_async(place: Path, request: pytest.FixtureRequest) -> RecordStore:
+    from lightmem_core.store.postgres_async import AsyncPostgresRecordStore
+
+    schema = "a_" + hashlib.sha256(str(place).encode()).hexdigest()[:16]
+    store = AsyncPostgresRecordStore(request.getfixturevalue("postgres_url"), schema=schema)
+    return cast(RecordStore, _OnItsOwnLoop(store))
+
+
 BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], RecordStore]] = {
     "sqlite": lambda place, _: SQLiteRecordStore(place / "records.sqlite3"),
     "postgres": _postgres,
+    "postgres-async": _postgres_async,
 }
 """Each backend, opened on the store that lives at a place (a folder here; a server
 backend maps it to a database or schema): the same place twice is one store, two handles."""

@@ -23,41 +23,47 @@ guarantees hold with many writers on many machines:
 
 One schema (``schema=``, default ``lightmem``) holds one store; several stores can share a
 database under different schemas.
+
+The logic (SQL, locking order, error handling) is written once, as plans
+(:mod:`._pg_plans`); this module runs them on a psycopg connection pool, and
+:mod:`.postgres_async` runs the same plans on psycopg's async pool.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
+import asyncio
 import threading
 import time
-import unicodedata
+import weakref
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .._errors import (
-    ConfigurationError,
-    DuplicateTurnId,
-    MissingDependency,
-    StorageError,
-    StoreNotWritable,
-)
-from .._types import Memory, Status, Tier, Turn
+from .._errors import ConfigurationError, MissingDependency, StorageError, StoreNotWritable
+from .._types import Memory, Tier, Turn
 from ._contracts import (
-    Adjacent,
     ConsolidationChanges,
     DeletedCounts,
     Evidence,
     PendingVector,
     Surroundings,
 )
-from ._rows import dt as _dt
-from ._rows import epoch as _epoch
-from ._rows import memory_from_row, owner_token, turn_from_row
+from ._pg_plans import (
+    _SCHEMA_NAME,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Maintenance,
+    Plan,
+    PostgresPlans,
+    Query,
+    Result,
+    Transaction,
+    Work,
+    advance,
+    fold,
+)
 
 try:
     import psycopg
@@ -70,204 +76,19 @@ except ImportError as err:  # pragma: no cover - the extra is installed in CI
         "pip install 'lightmem-slm[postgres]'"
     ) from err
 
+if TYPE_CHECKING:
+    from .postgres_async import AsyncPostgresRecordStore
+
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresRecordStore", "fold"]
 
 T = TypeVar("T")
 
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-# --- migrations -------------------------------------------------------------------------------
-# Each is applied once, in order, inside the transaction that records it in
-# schema_migrations. Never edit a released one: add the next.
-
-_V1 = """
-CREATE TABLE meta (
-    key   text PRIMARY KEY,
-    value text NOT NULL
-);
--- One row per user: locked by every write transaction of the user (serialising them), the
--- source of consolidation cursors, and BM25's collection statistics (kept by triggers).
-CREATE TABLE user_state (
-    user_id     text PRIMARY KEY,
-    last_cursor bigint NOT NULL DEFAULT 0,
-    docs        bigint NOT NULL DEFAULT 0,
-    words       bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE turns (
-    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id    text NOT NULL,
-    turn_id    text NOT NULL,
-    session_id text NOT NULL,
-    role       text NOT NULL,
-    speaker    text,
-    content    text NOT NULL,
-    ts         double precision NOT NULL,
-    metadata   text NOT NULL DEFAULT '{}',
-    CONSTRAINT turns_unique_turn_id UNIQUE (user_id, turn_id)
-);
-CREATE INDEX turns_by_session ON turns (user_id, session_id, seq);
-CREATE INDEX turns_by_user ON turns (user_id, seq);
-CREATE TABLE memories (
-    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id              text NOT NULL UNIQUE,
-    user_id         text NOT NULL,
-    cursor          bigint NOT NULL DEFAULT 0,  -- set by a trigger from user_state
-    tier            text NOT NULL CHECK (tier IN ('mtm', 'ltm')),
-    kind            text NOT NULL,
-    text            text NOT NULL,
-    session_id      text,
-    speaker         text,
-    ts              double precision,
-    created_at      double precision NOT NULL,
-    access_count    integer NOT NULL DEFAULT 0,
-    last_accessed   double precision,
-    metadata        text NOT NULL DEFAULT '{}',
-    position        bigint,             -- turns.seq of the source turn: orders a session
-    indexed         boolean NOT NULL DEFAULT false,
-    embedding       bytea,              -- float32 vector, written with its index entry
-    status          text NOT NULL DEFAULT 'active',
-    confidence      double precision NOT NULL DEFAULT 1.0,
-    support         integer NOT NULL DEFAULT 1,
-    slot            text,
-    slot_value      text,
-    valid_from      double precision,
-    valid_to        double precision,
-    superseded_by   text,
-    last_supported  double precision,
-    due_at          double precision,
-    consolidated_at double precision,
-    key             text,
-    words           integer NOT NULL,   -- whitespace words: BM25's document length
-    lexemes         tsvector NOT NULL   -- the text's stemmed words, accents folded
-);
-CREATE INDEX memories_by_user ON memories (user_id, tier);
-CREATE INDEX memories_by_cursor ON memories (user_id, cursor);
-CREATE INDEX memories_by_position ON memories (user_id, session_id, position);
-CREATE INDEX memories_pending ON memories (seq) WHERE NOT indexed;
-CREATE INDEX memories_pending_by_user ON memories (user_id, seq) WHERE NOT indexed;
-CREATE INDEX memories_by_slot ON memories (user_id, slot) WHERE slot IS NOT NULL;
-CREATE INDEX memories_due ON memories (user_id, due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX memories_eviction ON memories (
-    user_id, tier, (consolidated_at IS NULL), access_count,
-    (coalesce(last_accessed, created_at)), seq
-);
-CREATE UNIQUE INDEX memories_by_key ON memories (user_id, key) WHERE key IS NOT NULL;
-CREATE INDEX memories_lexemes ON memories USING gin (lexemes);
-CREATE TABLE memory_sources (
-    memory_id text NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
-    turn_id   text NOT NULL,
-    PRIMARY KEY (memory_id, turn_id)
-);
-CREATE INDEX memory_sources_by_turn ON memory_sources (turn_id, memory_id);
-CREATE TABLE memory_links (
-    user_id  text NOT NULL,
-    source   text NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
-    target   text NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
-    relation text NOT NULL,
-    PRIMARY KEY (source, target, relation)
-);
-CREATE INDEX memory_links_by_target ON memory_links (target);
-CREATE TABLE consolidation_state (
-    user_id     text PRIMARY KEY,
-    watermark   bigint NOT NULL DEFAULT 0,   -- cursor of the last MTM entry taken in
-    last_run    double precision,
-    lease_owner text,
-    lease_until timestamptz                  -- on the server's clock: machines' clocks differ
-);
-CREATE TABLE shared_contributions (
-    memory_id   text NOT NULL,
-    contributor text NOT NULL,               -- owner tokens, never user ids
-    PRIMARY KEY (memory_id, contributor)
-);
-CREATE INDEX shared_contributions_by_contributor ON shared_contributions (contributor);
-CREATE TABLE stm_floors (
-    user_id    text NOT NULL,
-    session_id text NOT NULL,
-    seq        bigint NOT NULL,
-    PRIMARY KEY (user_id, session_id)
-);
-
--- A memory's cursor comes from its user's row, which stays locked until the transaction
--- ends: a later cursor of the same user can only be issued after this one is committed.
-CREATE FUNCTION next_cursor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-    INSERT INTO user_state AS s (user_id, last_cursor) VALUES (NEW.user_id, 1)
-    ON CONFLICT (user_id) DO UPDATE SET last_cursor = s.last_cursor + 1
-    RETURNING last_cursor INTO NEW.cursor;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER memories_cursor BEFORE INSERT ON memories
-    FOR EACH ROW EXECUTE FUNCTION next_cursor();
-
--- BM25's statistics (documents and words per user), one update per statement and user.
-CREATE FUNCTION count_added() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-    UPDATE user_state s SET docs = s.docs + a.n, words = s.words + a.w
-    FROM (SELECT user_id, count(*) AS n, sum(words) AS w FROM added GROUP BY user_id) a
-    WHERE s.user_id = a.user_id;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER memories_counted_in AFTER INSERT ON memories
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_added();
-CREATE FUNCTION count_removed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-    UPDATE user_state s SET docs = s.docs - r.n, words = s.words - r.w
-    FROM (SELECT user_id, count(*) AS n, sum(words) AS w FROM removed GROUP BY user_id) r
-    WHERE s.user_id = r.user_id;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER memories_counted_out AFTER DELETE ON memories
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION count_removed();
-"""
-
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-# --- lexical search ---------------------------------------------------------------------------
-# Okapi BM25 as FTS5 computes it: idf = ln((N - n + 0.5) / (n + 0.5)), floored at 1e-6;
-# tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl)); k1 = 1.2, b = 0.75. N, n and avgdl
-# are the user's own (FTS5's are the whole table's), so one user's words never weigh on
-# another's ranking. Filters (tier, time) apply after n is counted, before the limit.
-_BM25 = """
-WITH query AS (
-    SELECT array_agg(DISTINCT lexeme) AS words,
-           string_agg(DISTINCT quote_literal(lexeme), ' | ')::tsquery AS q
-    FROM unnest(to_tsvector('english', %(text)s))
-), matched AS (
-    SELECT m.seq, m.id, m.words, m.lexemes, m.tier, m.ts
-    FROM memories m, query WHERE m.user_id = %(user)s AND m.lexemes @@ query.q
-), hits AS (
-    SELECT matched.seq, matched.id, matched.words AS len, matched.tier, matched.ts,
-           t.lexeme, cardinality(t.positions) AS tf
-    FROM matched CROSS JOIN LATERAL unnest(matched.lexemes) t, query
-    WHERE t.lexeme = ANY (query.words)
-), df AS (
-    SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme
-), stats AS (
-    SELECT greatest(docs, 1)::float8 AS docs,
-           greatest(words::float8 / greatest(docs, 1), 1e-9) AS avgdl
-    FROM user_state WHERE user_id = %(user)s
-)
-SELECT hits.id, sum(
-    greatest(1e-6, ln((stats.docs - df.n + 0.5) / (df.n + 0.5)))
-    * hits.tf * 2.2 / (hits.tf + 1.2 * (0.25 + 0.75 * hits.len / stats.avgdl))
-) AS score
-FROM hits JOIN df USING (lexeme) CROSS JOIN stats
-WHERE {filters}
-GROUP BY hits.id, hits.seq
-ORDER BY score DESC, hits.seq
-LIMIT %(limit)s
-"""
+RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+"""Errors after which a transaction runs again: another machine wrote the same rows."""
+ATTEMPTS = 6
 
 
-def fold(text: str) -> str:
-    """Text as the full-text index reads it: accents removed (José, jose), like FTS5's
-    ``remove_diacritics``, in Python so that no server extension is needed."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """Where the store is, without the password, for messages."""
     try:
         parts = conninfo_to_dict(url)
@@ -278,24 +99,64 @@ def _redacted(url: str) -> str:
     return f"postgresql://{user}{host}:{port}/{parts.get('dbname') or ''}"
 
 
-_MEMORY_COLUMNS = (
-    "m.id, m.user_id, m.tier, m.kind, m.text, m.ts, m.session_id, m.speaker, "
-    "m.created_at, m.access_count, m.last_accessed, m.metadata, "
-    "(SELECT string_agg(s.turn_id, chr(31)) FROM memory_sources s WHERE s.memory_id = m.id) "
-    "AS sources, "
-    "m.status, m.confidence, m.support, m.slot, m.valid_from, m.valid_to, m.superseded_by, "
-    "m.last_supported, m.key"
-)
-_TURN_COLUMNS = "user_id, turn_id, session_id, role, speaker, content, ts, metadata"
-_EVIDENCE_SQL = (
-    f"SELECT {_MEMORY_COLUMNS}, m.cursor, "
-    "(SELECT t.role FROM memory_sources s JOIN turns t ON t.user_id = m.user_id "
-    "AND t.turn_id = s.turn_id WHERE s.memory_id = m.id LIMIT 1) AS role "
-    "FROM memories m WHERE m.user_id = %s AND m.tier = 'mtm' "
-)
+def translate(err: psycopg.Error, where: str) -> StorageError:
+    """A typed error for a server error, without the URL's password."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
+        return StoreNotWritable(f"the record store at {where} is not writable: {text}")
+    if isinstance(err, psycopg.OperationalError):
+        return StorageError(f"the record store at {where} is unreachable: {text}")
+    return StorageError(f"record store error at {where}: {text}")
 
-_RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-_ATTEMPTS = 6
+
+def conflicted(err: psycopg.Error, where: str) -> StorageError:
+    return StorageError(
+        f"the record store at {where} kept aborting this write as it conflicted with "
+        f"concurrent ones ({err.sqlstate}); try again"
+    )
+
+
+def pool_timed_out(where: str) -> StorageError:
+    return StorageError(
+        f"no connection to the record store at {where} came free in time; raise "
+        "max_connections or check the server"
+    )
+
+
+def connection_options(schema: str, connect_timeout_s: float) -> dict[str, Any]:
+    return {
+        "autocommit": True,  # transactions are explicit (conn.transaction())
+        "options": f"-c search_path={schema}",
+        "connect_timeout": max(1, round(connect_timeout_s)),
+        "application_name": "lightmem",
+    }
+
+
+def check_options(schema: str, erasure: str, min_connections: int, max_connections: int) -> None:
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigurationError(
+            f"schema={schema!r} must be a lower-case identifier ([a-z_][a-z0-9_]*, "
+            "at most 63 characters)"
+        )
+    if erasure not in ("vacuum", "full"):
+        raise ConfigurationError(f"erasure={erasure!r}: give 'vacuum' or 'full'")
+    if min_connections < 1 or max_connections < min_connections:
+        raise ConfigurationError("need 1 <= min_connections <= max_connections")
+
+
+def erasure_residue(where: str, erasure: str) -> tuple[str, ...]:
+    left = [
+        f"PostgreSQL at {where}: the server's write-ahead log holds the erased rows "
+        "until its segments are recycled (after the next checkpoints), and any base "
+        "backup, WAL archive or replica keeps them for its own retention"
+    ]
+    if erasure == "vacuum":
+        left.append(
+            f"PostgreSQL at {where}: the rows are vacuumed away, but their bytes stay "
+            "in the tables' freed space until it is reused; PostgresRecordStore.scrub() "
+            "(VACUUM FULL) rewrites the tables without them"
+        )
+    return tuple(left)
 
 
 class PostgresRecordStore:
@@ -305,7 +166,8 @@ class PostgresRecordStore:
         url: a libpq URL, ``postgresql://user[:password]@host[:port]/database`` (or
             ``?host=/path/to/socket-folder`` for a Unix socket).
         schema: the schema that holds this store (created if missing).
-        min_connections / max_connections: the connection pool's size per process.
+        min_connections / max_connections: the connection pool's size per process (and,
+            separately, the size of each event loop's async pool).
         connect_timeout_s: how long opening waits for the server.
         erasure: what :meth:`delete_user` does after deleting the rows. ``"vacuum"``
             (default): ``VACUUM`` the tables, so the rows leave the table and index pages at
@@ -314,6 +176,9 @@ class PostgresRecordStore:
             into new files so no byte of the user is left in them, but locks each table
             while it is rewritten (every user waits). :meth:`scrub` does the same on demand,
             from a maintenance job. See ``docs/reliability.md``.
+
+    :meth:`async_store` gives the same store's native async twin, for code running in an
+    event loop (``LightMem``'s async methods use it).
 
     Raises:
         ConfigurationError: the schema name is not a plain lower-case identifier.
@@ -331,37 +196,38 @@ class PostgresRecordStore:
         connect_timeout_s: float = 10.0,
         erasure: Literal["vacuum", "full"] = "vacuum",
     ) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigurationError(
-                f"schema={schema!r} must be a lower-case identifier ([a-z_][a-z0-9_]*, "
-                "at most 63 characters)"
-            )
-        if erasure not in ("vacuum", "full"):
-            raise ConfigurationError(f"erasure={erasure!r}: give 'vacuum' or 'full'")
-        if min_connections < 1 or max_connections < min_connections:
-            raise ConfigurationError("need 1 <= min_connections <= max_connections")
-        self.url = _redacted(url)
+        check_options(schema, erasure, min_connections, max_connections)
+        self.url = redacted(url)
         self.schema = schema
         self._erasure = erasure
+        self._options = {
+            "schema": schema,
+            "min_connections": min_connections,
+            "max_connections": max_connections,
+            "connect_timeout_s": connect_timeout_s,
+            "erasure": erasure,
+        }
+        self._conninfo = url
         self._closed = False
         self._erase_lock = threading.Lock()
+        self._plans = PostgresPlans(schema=schema, where=self.url, vacuum_full=erasure == "full")
+        # One async twin per event loop: an async pool serves the loop it was opened in.
+        self._async_stores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncPostgresRecordStore
+        ] = weakref.WeakKeyDictionary()
+        self._async_lock = threading.Lock()
         self._pool = ConnectionPool(
             url,
             min_size=min_connections,
             max_size=max_connections,
-            kwargs={
-                "autocommit": True,  # transactions are explicit (conn.transaction())
-                "options": f"-c search_path={schema}",
-                "connect_timeout": max(1, round(connect_timeout_s)),
-                "application_name": "lightmem",
-            },
+            kwargs=connection_options(schema, connect_timeout_s),
             open=False,
             timeout=connect_timeout_s,
             name=f"lightmem-{schema}",
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
-            self._migrate()
+            self._run(self._plans.migrate())
         except PoolTimeout as err:
             self._pool.close()
             raise StorageError(
@@ -372,39 +238,38 @@ class PostgresRecordStore:
             self._pool.close()
             raise
 
-    # --- connections and transactions -------------------------------------------------
+    # --- running plans ------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        """Bring the schema to :data:`SCHEMA_VERSION`, once, whoever else starts now."""
-        key = int.from_bytes(
-            hashlib.sha256(f"lightmem-migrate\0{self.schema}".encode()).digest()[:8],
-            "big",
-            signed=True,
-        )
+    def _run(self, plan: Plan[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            finished, out = advance(plan, value, error)
+            if finished:
+                return out  # type: ignore[no-any-return]
+            value, error = None, None
+            try:
+                value = self._do(out)
+            except Exception as err:  # thrown into the plan, which may handle it
+                error = err
 
-        def work(cur: psycopg.Cursor[Any]) -> None:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            cur.execute(f"SET LOCAL search_path TO {self.schema}")
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-            row = cur.fetchone()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the record store at {self.url} (schema {self.schema}) is at version "
-                    f"{current}, made by a newer LightMem than this one (knows up to "
-                    f"{SCHEMA_VERSION}); upgrade lightmem-slm"
-                )
-            for version, ddl in MIGRATIONS:
-                if version > current:
-                    cur.execute(ddl)
-                    cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-
-        self._transact(work)
+    def _do(self, effect: Query | Transaction | Maintenance) -> Any:
+        if isinstance(effect, Query):
+            try:
+                with self._connection() as conn:
+                    cur = conn.execute(effect.sql, effect.params)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.Error as err:
+                raise translate(err, self.url) from err
+        if isinstance(effect, Transaction):
+            return self._transact(effect.body)
+        with self._erase_lock, self._connection() as conn:
+            for sql in effect.statements:
+                try:
+                    conn.execute(sql)
+                except psycopg.Error as err:
+                    raise translate(err, self.url) from err
+        return None
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -414,372 +279,108 @@ class PostgresRecordStore:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as err:
-            raise StorageError(
-                f"no connection to the record store at {self.url} came free in time; raise "
-                "max_connections or check the server"
-            ) from err
+            raise pool_timed_out(self.url) from err
 
-    def _transact(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
-        """Run ``work`` in one transaction, all or nothing; a deadlock or serialisation
-        failure (another machine writing the same rows) rolls back and runs it again."""
-        for attempt in range(_ATTEMPTS):
+    def _transact(self, body: Callable[[], Work[T]]) -> T:
+        """Run a fresh ``body()`` in one transaction, all or nothing; a deadlock or a
+        serialisation failure rolls back and runs it again."""
+        for attempt in range(ATTEMPTS):
             try:
                 with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    return work(cur)
-            except _RETRIED as err:
-                if attempt == _ATTEMPTS - 1:
-                    raise StorageError(
-                        f"the record store at {self.url} kept aborting this write as it "
-                        f"conflicted with concurrent ones ({err.sqlstate}); try again"
-                    ) from err
+                    return self._work(body(), cur)
+            except RETRIED as err:
+                if attempt == ATTEMPTS - 1:
+                    raise conflicted(err, self.url) from err
                 time.sleep(0.005 * 2**attempt)
             except pg_errors.IntegrityError:
-                raise  # the caller knows what a constraint means (a duplicate turn id)
+                raise  # the plan knows what a constraint means (a duplicate turn id)
             except psycopg.Error as err:
-                raise self._translate(err) from err
+                raise translate(err, self.url) from err
         raise AssertionError("unreachable")
 
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            with self._connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        except psycopg.Error as err:
-            raise self._translate(err) from err
-
-    def _translate(self, err: psycopg.Error) -> StorageError:
-        """A typed error for a server error, without the URL's password."""
-        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if isinstance(err, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
-            return StoreNotWritable(f"the record store at {self.url} is not writable: {text}")
-        if isinstance(err, psycopg.OperationalError):
-            return StorageError(f"the record store at {self.url} is unreachable: {text}")
-        return StorageError(f"record store error at {self.url}: {text}")
-
     @staticmethod
-    def _lock_users(cur: psycopg.Cursor[Any], users: Sequence[str]) -> None:
-        """Lock the users' rows until the transaction ends, in the given order (callers pass
-        users sorted, with shared knowledge last, so two transactions never wait on each
-        other in a cycle)."""
-        for user in users:
-            cur.execute(
-                "INSERT INTO user_state AS s (user_id) VALUES (%s) "
-                "ON CONFLICT (user_id) DO UPDATE SET last_cursor = s.last_cursor",
-                (user,),
-            )
+    def _work(body: Work[T], cur: psycopg.Cursor[Any]) -> T:
+        value: Result | None = None
+        try:
+            while True:
+                finished, statement = advance(body, value, None)
+                if finished:
+                    return statement  # type: ignore[no-any-return]
+                if statement.many:
+                    cur.executemany(statement.sql, statement.params)
+                else:
+                    cur.execute(statement.sql, statement.params)
+                value = Result(cur.fetchall() if cur.description else [], cur.rowcount)
+        finally:
+            body.close()
+
+    # --- the store ----------------------------------------------------------------------
+
+    def async_store(self) -> AsyncPostgresRecordStore:
+        """This store's native async twin for the running event loop (one per loop, opened
+        on first use, closed with this store)."""
+        from .postgres_async import AsyncPostgresRecordStore
+
+        if self._closed:
+            raise StorageError("the record store is closed")
+        loop = asyncio.get_running_loop()
+        with self._async_lock:
+            twin = self._async_stores.get(loop)
+            if twin is None or twin.closed:
+                twin = AsyncPostgresRecordStore(self._conninfo, migrate=False, **self._options)  # type: ignore[arg-type]
+                self._async_stores[loop] = twin
+        return twin
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        with self._async_lock:
+            twins = list(self._async_stores.items())
+            self._async_stores.clear()
+        for loop, twin in twins:
+            twin.close_from_outside(loop)
         with suppress(Exception):
             self._pool.close()
 
     def erasure_residue(self) -> tuple[str, ...]:
-        left = [
-            f"PostgreSQL at {self.url}: the server's write-ahead log holds the erased rows "
-            "until its segments are recycled (after the next checkpoints), and any base "
-            "backup, WAL archive or replica keeps them for its own retention"
-        ]
-        if self._erasure == "vacuum":
-            left.append(
-                f"PostgreSQL at {self.url}: the rows are vacuumed away, but their bytes stay "
-                "in the tables' freed space until it is reused; PostgresRecordStore.scrub() "
-                "(VACUUM FULL) rewrites the tables without them"
-            )
-        return tuple(left)
-
-    # --- writes -------------------------------------------------------------------------
-
-    def add(
-        self, turns: Sequence[Turn], memories: Sequence[Memory], *, replaces: Sequence[str] = ()
-    ) -> None:
-        users = sorted({t.user_id for t in turns} | {m.user_id for m in memories})
-
-        def work(cur: psycopg.Cursor[Any]) -> None:
-            self._lock_users(cur, users)
-            if replaces:
-                replaced = set(replaces)
-                for owner in sorted({m.user_id for m in memories if m.id in replaced}):
-                    self._delete_memories(cur, owner, list(replaces))
-            for memory in memories:
-                if memory.key is not None:  # one memory per key: the new one wins
-                    cur.execute(
-                        "DELETE FROM memories WHERE user_id = %s AND key = %s",
-                        (memory.user_id, memory.key),
-                    )
-            positions: dict[str, int] = {}
-            for turn in turns:
-                cur.execute(
-                    "INSERT INTO turns (user_id, turn_id, session_id, role, speaker, content, "
-                    "ts, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
-                    (
-                        turn.user_id,
-                        turn.turn_id,
-                        turn.session_id,
-                        turn.role,
-                        turn.speaker,
-                        turn.content,
-                        turn.timestamp.timestamp(),
-                        json.dumps(turn.metadata, ensure_ascii=False),
-                    ),
-                )
-                row = cur.fetchone()
-                assert row is not None
-                positions[turn.turn_id] = int(row[0])
-            for memory in memories:
-                position = (
-                    positions.get(memory.source_ids[0]) if len(memory.source_ids) == 1 else None
-                )
-                self._insert_memory(cur, memory, position)
-            for turn in turns:
-                replied = turn.metadata.get("reply_to")
-                if isinstance(replied, str) and replied != turn.turn_id:
-                    self._link_reply(cur, turn, replied)
-
-        try:
-            self._transact(work)
-        except pg_errors.UniqueViolation as err:
-            # The turn-id constraint, named by the server (not read from the message).
-            if err.diag.constraint_name == "turns_unique_turn_id":
-                ids = [(t.user_id, t.turn_id) for t in turns]
-                by_user: dict[str, list[str]] = {}
-                for turn in turns:
-                    by_user.setdefault(turn.user_id, []).append(turn.turn_id)
-                taken = sorted(
-                    i
-                    for user, wanted in by_user.items()
-                    for i in self.existing_turn_ids(user, wanted)
-                )
-                if taken or len(set(ids)) != len(ids):
-                    raise DuplicateTurnId(
-                        f"turn_id {', '.join(map(repr, taken)) or '(repeated in the batch)'} "
-                        "already exists for this user; turn ids must be unique per user"
-                    ) from err
-            raise StorageError(f"record store integrity error: {err}") from err
-        except pg_errors.IntegrityError as err:
-            raise StorageError(f"record store integrity error: {err}") from err
-
-    @staticmethod
-    def _link_reply(cur: psycopg.Cursor[Any], turn: Turn, replied: str) -> None:
-        """Link the turn's memories to those of the user's turn it replies to (if stored)."""
-        cur.execute(
-            "INSERT INTO memory_links (user_id, source, target, relation) "
-            "SELECT %s, mine.memory_id, theirs.memory_id, 'replies_to' "
-            "FROM memory_sources mine JOIN memories m ON m.id = mine.memory_id "
-            "JOIN memory_sources theirs ON theirs.turn_id = %s "
-            "JOIN memories t ON t.id = theirs.memory_id "
-            "WHERE mine.turn_id = %s AND m.user_id = %s AND t.user_id = %s AND t.tier = 'mtm' "
-            "AND mine.memory_id != theirs.memory_id ON CONFLICT DO NOTHING",
-            (turn.user_id, replied, turn.turn_id, turn.user_id, turn.user_id),
-        )
-
-    @staticmethod
-    def _insert_memory(
-        cur: psycopg.Cursor[Any],
-        memory: Memory,
-        position: int | None,
-        *,
-        due_at: datetime | None = None,
-        slot_value: str | None = None,
-    ) -> None:
-        cur.execute(
-            "INSERT INTO memories (id, user_id, tier, kind, text, session_id, speaker, ts, "
-            "created_at, access_count, last_accessed, metadata, position, status, confidence, "
-            "support, slot, slot_value, valid_from, valid_to, superseded_by, last_supported, "
-            "due_at, key, words, lexemes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "to_tsvector('english', %s))",
-            (
-                memory.id,
-                memory.user_id,
-                memory.tier.value,
-                memory.kind,
-                memory.text,
-                memory.session_id,
-                memory.speaker,
-                _epoch(memory.timestamp),
-                _epoch(memory.created_at) or datetime.now(UTC).timestamp(),
-                memory.access_count,
-                _epoch(memory.last_accessed),
-                json.dumps(memory.metadata, ensure_ascii=False),
-                position,
-                memory.status.value,
-                memory.confidence,
-                memory.support,
-                memory.slot,
-                slot_value,
-                _epoch(memory.valid_from),
-                _epoch(memory.valid_to),
-                memory.superseded_by,
-                _epoch(memory.last_supported),
-                _epoch(due_at),
-                memory.key,
-                len(memory.text.split()),
-                fold(memory.text),
-            ),
-        )
-        if memory.source_ids:
-            cur.executemany(
-                "INSERT INTO memory_sources (memory_id, turn_id) VALUES (%s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [(memory.id, turn_id) for turn_id in memory.source_ids],
-            )
-
-    def mark_indexed(self, indexed: Sequence[tuple[PendingVector, Sequence[float]]]) -> None:
-        if not indexed:
-            return
-        rows = [(array("f", v).tobytes(), p.memory_id, p.text) for p, v in indexed]
-        self._transact(
-            lambda cur: cur.executemany(
-                "UPDATE memories SET indexed = true, embedding = %s WHERE id = %s AND text = %s",
-                rows,
-            )
-        )
-
-    def mark_all_pending(self) -> int:
-        def work(cur: psycopg.Cursor[Any]) -> int:
-            cur.execute("UPDATE memories SET indexed = false, embedding = NULL")
-            return cur.rowcount
-
-        return self._transact(work)
-
-    def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:
-        if not memory_ids:
-            return
-        # One statement, rows locked in id order: concurrent searches never deadlock.
-        self._transact(
-            lambda cur: cur.execute(
-                "UPDATE memories SET access_count = access_count + 1, last_accessed = %s "
-                "WHERE id IN (SELECT id FROM memories WHERE id = ANY (%s::text[]) "
-                "AND user_id = %s ORDER BY id FOR UPDATE)",
-                (at.timestamp(), sorted(set(memory_ids)), user_id),
-            )
-        )
-
-    def delete_user(self, user_id: str) -> DeletedCounts:
-        def work(cur: psycopg.Cursor[Any]) -> tuple[int, dict[str, int], list[str]]:
-            self._lock_users(cur, [user_id])  # a consolidation step of the user waits
-            cur.execute("DELETE FROM turns WHERE user_id = %s", (user_id,))
-            turns = cur.rowcount
-            cur.execute("DELETE FROM memories WHERE user_id = %s RETURNING tier", (user_id,))
-            tiers: dict[str, int] = {}
-            for (tier,) in cur.fetchall():
-                tiers[tier] = tiers.get(tier, 0) + 1
-            cur.execute("DELETE FROM memory_links WHERE user_id = %s", (user_id,))
-            cur.execute("DELETE FROM consolidation_state WHERE user_id = %s", (user_id,))
-            cur.execute("DELETE FROM stm_floors WHERE user_id = %s", (user_id,))
-            shared = self._withdraw_contributions(cur, user_id)
-            cur.execute("DELETE FROM user_state WHERE user_id = %s", (user_id,))
-            return turns, tiers, shared
-
-        turns, tiers, shared = self._transact(work)
-        if turns or tiers:
-            self._vacuum(full=self._erasure == "full")
-        return DeletedCounts(
-            turns=turns,
-            memories={"mtm": tiers.get("mtm", 0), "ltm": tiers.get("ltm", 0)},
-            lexical_rows=sum(tiers.values()),  # each memory's lexemes are in its own row
-            shared=tuple(shared),
-        )
-
-    _TABLES = (
-        "turns", "memories", "memory_sources", "memory_links", "user_state",
-        "consolidation_state", "stm_floors", "shared_contributions",
-    )  # fmt: skip
+        return erasure_residue(self.url, self._erasure)
 
     def scrub(self) -> None:
         """Rewrite every table of the store into new files (``VACUUM FULL``), so that no
         byte of an erased user is left in the freed space of the old ones. Each table is
         locked while it is rewritten: run it from a maintenance job, at a quiet hour."""
-        self._vacuum(full=True)
+        self._run(self._plans.vacuum(full=True))
 
-    def _vacuum(self, *, full: bool) -> None:
-        """Remove dead rows from the tables and their indexes now (VACUUM runs outside a
-        transaction, one table at a time; erasures in this process take turns)."""
-        with self._erase_lock, self._connection() as conn:
-            for table in self._TABLES:
-                try:
-                    conn.execute(f"VACUUM {'FULL ' if full else ''}{table}")
-                except psycopg.Error as err:
-                    raise self._translate(err) from err
+    # --- the contract, each method one plan (see _pg_plans) --------------------------
 
-    def _withdraw_contributions(self, cur: psycopg.Cursor[Any], user_id: str) -> list[str]:
-        """Withdraw what the user contributed to shared knowledge; the shared records no
-        other user stated are deleted (their ids are returned, for their vectors)."""
-        cur.execute(
-            "DELETE FROM shared_contributions WHERE contributor = %s RETURNING memory_id",
-            (owner_token(user_id),),
-        )
-        touched = sorted({row[0] for row in cur.fetchall()})
-        if not touched:
-            return []
-        cur.execute(
-            "SELECT id, user_id FROM memories m WHERE id = ANY (%s::text[]) AND NOT EXISTS "
-            "(SELECT 1 FROM shared_contributions c WHERE c.memory_id = m.id)",
-            (touched,),
-        )
-        orphans = cur.fetchall()
-        owners = sorted({owner for _, owner in orphans})
-        self._lock_users(cur, owners)  # shared knowledge: always locked last
-        for memory_id, owner in orphans:
-            self._delete_memories(cur, owner, [memory_id])
-        gone = {memory_id for memory_id, _ in orphans}
-        self._count_contributors(cur, [i for i in touched if i not in gone])
-        return sorted(gone)
+    def add(
+        self, turns: Sequence[Turn], memories: Sequence[Memory], *, replaces: Sequence[str] = ()
+    ) -> None:
+        return self._run(self._plans.add(turns, memories, replaces=replaces))
+
+    def mark_indexed(self, indexed: Sequence[tuple[PendingVector, Sequence[float]]]) -> None:
+        return self._run(self._plans.mark_indexed(indexed))
+
+    def mark_all_pending(self) -> int:
+        return self._run(self._plans.mark_all_pending())
+
+    def record_access(self, user_id: str, memory_ids: Sequence[str], at: datetime) -> None:
+        return self._run(self._plans.record_access(user_id, memory_ids, at))
+
+    def delete_user(self, user_id: str) -> DeletedCounts:
+        return self._run(self._plans.delete_user(user_id))
 
     def set_meta(self, key: str, value: str) -> None:
-        self._transact(
-            lambda cur: cur.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
-        )
+        return self._run(self._plans.set_meta(key, value))
 
     def delete_memories(
         self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
     ) -> list[str]:
-        def work(cur: psycopg.Cursor[Any]) -> list[str]:
-            self._lock_users(cur, [user_id])
-            cur.execute(
-                "SELECT id, key FROM memories WHERE user_id = %s "
-                "AND (id = ANY (%s::text[]) OR key = ANY (%s::text[]))",
-                (user_id, list(memory_ids), list(keys)),
-            )
-            rows = cur.fetchall()
-            by_id = {row[0] for row in rows}
-            by_key: dict[str, list[str]] = {}
-            for memory_id, key in rows:
-                if key is not None:
-                    by_key.setdefault(key, []).append(memory_id)
-            found = [i for i in memory_ids if i in by_id]
-            found += [i for key in keys for i in by_key.get(key, [])]
-            found = list(dict.fromkeys(found))
-            self._delete_memories(cur, user_id, found)
-            return found
-
-        return self._transact(work)
+        return self._run(self._plans.delete_memories(user_id, memory_ids=memory_ids, keys=keys))
 
     def clear_recent(self, user_id: str, session_id: str) -> None:
-        self._transact(
-            lambda cur: cur.execute(
-                "INSERT INTO stm_floors (user_id, session_id, seq) SELECT %s, %s, "
-                "coalesce(max(seq), 0) FROM turns WHERE user_id = %s AND session_id = %s "
-                "ON CONFLICT (user_id, session_id) DO UPDATE SET seq = excluded.seq",
-                (user_id, session_id, user_id, session_id),
-            )
-        )
-
-    @staticmethod
-    def _delete_memories(cur: psycopg.Cursor[Any], user_id: str, memory_ids: Sequence[str]) -> None:
-        if memory_ids:
-            # memory_sources and memory_links go with the rows (ON DELETE CASCADE).
-            cur.execute(
-                "DELETE FROM memories WHERE id = ANY (%s::text[]) AND user_id = %s",
-                (list(memory_ids), user_id),
-            )
-
-    # --- reads --------------------------------------------------------------------------
+        return self._run(self._plans.clear_recent(user_id, session_id))
 
     def list_memories(
         self,
@@ -789,77 +390,23 @@ class PostgresRecordStore:
         key_prefix: str | None = None,
         tiers: Sequence[Tier] | None = None,
     ) -> list[Memory]:
-        sql = f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.user_id = %s"
-        params: list[Any] = [user_id]
-        if keys is not None:
-            if not keys:
-                return []
-            sql += " AND m.key = ANY (%s::text[])"
-            params.append(list(keys))
-        if key_prefix is not None:
-            sql += " AND starts_with(m.key, %s)"  # LIKE would treat % and _ as wildcards
-            params.append(key_prefix)
-        if tiers:
-            sql += " AND m.tier = ANY (%s::text[])"
-            params.append([t.value for t in tiers])
-        sql += " ORDER BY m.created_at, m.seq"
-        return [memory_from_row(row) for row in self._read(sql, params)]
+        return self._run(
+            self._plans.list_memories(user_id, keys=keys, key_prefix=key_prefix, tiers=tiers)
+        )
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM meta WHERE key = %s", (key,))
-        return str(rows[0][0]) if rows else None
+        return self._run(self._plans.get_meta(key))
 
     def get_memories(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, Memory]:
-        if not memory_ids:
-            return {}
-        rows = self._read(
-            f"SELECT {_MEMORY_COLUMNS} FROM memories m "
-            "WHERE m.id = ANY (%s::text[]) AND m.user_id = %s",
-            (list(memory_ids), user_id),
-        )
-        return {row[0]: memory_from_row(row) for row in rows}
+        return self._run(self._plans.get_memories(user_id, memory_ids))
 
     def vectors(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, array[float]]:
-        if not memory_ids:
-            return {}
-        rows = self._read(
-            "SELECT id, embedding FROM memories WHERE id = ANY (%s::text[]) AND user_id = %s "
-            "AND embedding IS NOT NULL",
-            (list(memory_ids), user_id),
-        )
-        return {row[0]: array("f", bytes(row[1])) for row in rows}
+        return self._run(self._plans.vectors(user_id, memory_ids))
 
     def neighbors(
         self, user_id: str, memory_ids: Sequence[str], *, span: int = 1
     ) -> dict[str, Surroundings]:
-        if not memory_ids:
-            return {}
-        # Each side's nearest ``span`` rows by position, through the (user, session,
-        # position) index.
-        side = (
-            "(SELECT m.id, m.ts, m.words, m.position FROM memories m "
-            "WHERE m.user_id = c.user_id AND m.session_id = c.session_id "
-            "AND m.position {op} c.position ORDER BY m.position {order} LIMIT %(span)s)"
-        )
-        rows = self._read(
-            "SELECT c.id, c.ts, n.id, n.ts, n.words, n.position - c.position AS gap "
-            "FROM memories c CROSS JOIN LATERAL ("
-            f"{side.format(op='<', order='DESC')} UNION ALL {side.format(op='>', order='ASC')}"
-            ") n WHERE c.id = ANY (%(ids)s::text[]) AND c.user_id = %(user)s "
-            "AND c.position IS NOT NULL",
-            {"span": span, "ids": list(memory_ids), "user": user_id},
-        )
-        own: dict[str, datetime | None] = {}
-        sides: dict[str, tuple[list[Adjacent], list[Adjacent]]] = {}
-        for memory_id, ts, other, other_ts, words, gap in sorted(rows, key=lambda r: abs(r[5])):
-            own[memory_id] = _dt(ts)
-            sides.setdefault(memory_id, ([], []))[gap > 0].append(
-                Adjacent(other, _dt(other_ts), words)
-            )
-        return {
-            memory_id: Surroundings(own[memory_id], tuple(before), tuple(after))
-            for memory_id, (before, after) in sides.items()
-        }
+        return self._run(self._plans.neighbors(user_id, memory_ids, span=span))
 
     def lexical_search(
         self,
@@ -871,222 +418,76 @@ class PostgresRecordStore:
         before: datetime | None = None,
         after: datetime | None = None,
     ) -> list[tuple[str, float]]:
-        if not terms:
-            return []
-        filters = ["true"]
-        params: dict[str, Any] = {"text": fold(" ".join(terms)), "user": user_id, "limit": limit}
-        if tiers:
-            filters.append("hits.tier = ANY (%(tiers)s::text[])")
-            params["tiers"] = [t.value for t in tiers]
-        if before is not None:
-            filters.append("(hits.ts IS NULL OR hits.ts <= %(before)s)")
-            params["before"] = before.timestamp()
-        if after is not None:
-            filters.append("hits.ts >= %(after)s")
-            params["after"] = after.timestamp()
-        rows = self._read(_BM25.format(filters=" AND ".join(filters)), params)
-        return [(row[0], float(row[1])) for row in rows]
+        return self._run(
+            self._plans.lexical_search(
+                user_id, terms, limit=limit, tiers=tiers, before=before, after=after
+            )
+        )
 
     def recent_turns(
-        self,
-        user_id: str,
-        *,
-        session_id: str | None,
-        limit: int,
-        before: datetime | None = None,
+        self, user_id: str, *, session_id: str | None, limit: int, before: datetime | None = None
     ) -> list[Turn]:
-        until = before.timestamp() if before is not None else float("inf")
-        if session_id is None:
-            latest = self._read(
-                "SELECT session_id FROM turns WHERE user_id = %s AND ts <= %s "
-                "ORDER BY seq DESC LIMIT 1",
-                (user_id, until),
-            )
-            if not latest:
-                return []
-            session_id = latest[0][0]
-        rows = self._read(
-            f"SELECT {_TURN_COLUMNS} FROM turns WHERE user_id = %s AND session_id = %s "
-            "AND ts <= %s AND seq > coalesce((SELECT f.seq FROM stm_floors f "
-            "WHERE f.user_id = %s AND f.session_id = %s), 0) ORDER BY seq DESC LIMIT %s",
-            (user_id, session_id, until, user_id, session_id, limit),
+        return self._run(
+            self._plans.recent_turns(user_id, session_id=session_id, limit=limit, before=before)
         )
-        return [turn_from_row(row) for row in reversed(rows)]
 
     def pending_vectors(self, *, limit: int, user_id: str | None = None) -> list[PendingVector]:
-        sql = "SELECT id, user_id, text, tier, kind, ts FROM memories WHERE NOT indexed"
-        params: list[Any] = []
-        if user_id is not None:
-            sql += " AND user_id = %s"
-            params.append(user_id)
-        sql += " ORDER BY seq LIMIT %s"
-        params.append(limit)
-        pending = []
-        for memory_id, owner, text, tier, kind, ts in self._read(sql, params):
-            meta: dict[str, str | int | float | bool] = {"tier": tier, "kind": kind}
-            if ts is not None:
-                meta["ts"] = ts
-            pending.append(PendingVector(memory_id, owner, text, meta))
-        return pending
+        return self._run(self._plans.pending_vectors(limit=limit, user_id=user_id))
 
     def pending_ids(self, memory_ids: Sequence[str]) -> set[str]:
-        if not memory_ids:
-            return set()
-        rows = self._read(
-            "SELECT id FROM memories WHERE id = ANY (%s::text[]) AND NOT indexed",
-            (list(memory_ids),),
-        )
-        return {row[0] for row in rows}
+        return self._run(self._plans.pending_ids(memory_ids))
 
     def speakers(self, user_id: str) -> set[str]:
-        rows = self._read(
-            "SELECT DISTINCT speaker FROM turns WHERE user_id = %s AND speaker IS NOT NULL",
-            (user_id,),
-        )
-        return {row[0] for row in rows}
+        return self._run(self._plans.speakers(user_id))
 
     def speaker_turns(self, user_id: str, *, limit: int) -> list[tuple[str, str, str]]:
-        rows = self._read(
-            "SELECT session_id, speaker, content FROM turns "
-            "WHERE user_id = %s AND speaker IS NOT NULL ORDER BY seq DESC LIMIT %s",
-            (user_id, limit),
-        )
-        return [(row[0], row[1], row[2]) for row in reversed(rows)]
+        return self._run(self._plans.speaker_turns(user_id, limit=limit))
 
     def existing_turn_ids(self, user_id: str, turn_ids: Sequence[str]) -> set[str]:
-        if not turn_ids:
-            return set()
-        rows = self._read(
-            "SELECT turn_id FROM turns WHERE user_id = %s AND turn_id = ANY (%s::text[])",
-            (user_id, list(turn_ids)),
-        )
-        return {row[0] for row in rows}
+        return self._run(self._plans.existing_turn_ids(user_id, turn_ids))
 
     def export_user(self, user_id: str) -> tuple[list[Turn], list[Memory]]:
-        turns = self._read(
-            f"SELECT {_TURN_COLUMNS} FROM turns WHERE user_id = %s ORDER BY seq", (user_id,)
-        )
-        memories = self._read(
-            f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.user_id = %s ORDER BY m.seq",
-            (user_id,),
-        )
-        return [turn_from_row(r) for r in turns], [memory_from_row(r) for r in memories]
+        return self._run(self._plans.export_user(user_id))
 
     def counts(self, user_id: str | None = None) -> dict[str, int]:
-        mine = "user_id = %(user)s" if user_id is not None else "true"
-        params = {"user": user_id}
-        turns = self._read(f"SELECT count(*) FROM turns WHERE {mine}", params)[0][0]
-        row = self._read(
-            "SELECT count(*) FILTER (WHERE tier = 'mtm'), count(*) FILTER (WHERE tier = 'ltm'), "
-            "count(*) FILTER (WHERE tier = 'ltm' AND status = 'superseded'), "
-            "count(*) FILTER (WHERE tier = 'ltm' AND status = 'archived'), "
-            f"count(*) FILTER (WHERE NOT indexed) FROM memories WHERE {mine}",
-            params,
-        )[0]
-        return {
-            "turns": int(turns),
-            "mtm": int(row[0]),
-            "ltm": int(row[1]),
-            "ltm_superseded": int(row[2]),
-            "ltm_archived": int(row[3]),
-            "pending_index": int(row[4]),
-        }
+        return self._run(self._plans.counts(user_id))
 
     def users(self) -> list[str]:
-        # Code-point order, as SQLite sorts: the database's collation may be any locale.
-        rows = self._read(
-            "SELECT u FROM (SELECT user_id FROM turns UNION SELECT user_id FROM memories) AS a (u) "
-            'ORDER BY u COLLATE "C"'
-        )
-        return [row[0] for row in rows]
+        return self._run(self._plans.users())
 
-    # --- consolidation ------------------------------------------------------------------
+    def links(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, set[str]]:
+        return self._run(self._plans.links(user_id, memory_ids))
 
     def consolidation_state(self, user_id: str) -> tuple[int, datetime | None]:
-        rows = self._read(
-            "SELECT watermark, last_run FROM consolidation_state WHERE user_id = %s", (user_id,)
-        )
-        return (int(rows[0][0]), _dt(rows[0][1])) if rows else (0, None)
+        return self._run(self._plans.consolidation_state(user_id))
 
     def new_evidence(self, user_id: str, *, after_seq: int, limit: int) -> list[Evidence]:
-        rows = self._read(
-            _EVIDENCE_SQL + "AND m.cursor > %s ORDER BY m.cursor LIMIT %s",
-            (user_id, after_seq, limit),
-        )
-        return [Evidence(memory_from_row(row), int(row[-2]), row[-1]) for row in rows]
+        return self._run(self._plans.new_evidence(user_id, after_seq=after_seq, limit=limit))
 
     def count_new_evidence(self, user_id: str, *, after_seq: int) -> int:
-        rows = self._read(
-            "SELECT count(*) FROM memories WHERE user_id = %s AND tier = 'mtm' AND cursor > %s",
-            (user_id, after_seq),
-        )
-        return int(rows[0][0])
+        return self._run(self._plans.count_new_evidence(user_id, after_seq=after_seq))
 
     def reactivated_evidence(
         self, user_id: str, *, since: datetime, up_to_seq: int, limit: int
     ) -> list[Evidence]:
-        rows = self._read(
-            _EVIDENCE_SQL + "AND m.last_accessed > %s AND m.cursor <= %s "
-            "ORDER BY m.last_accessed, m.cursor LIMIT %s",
-            (user_id, since.timestamp(), up_to_seq, limit),
+        return self._run(
+            self._plans.reactivated_evidence(user_id, since=since, up_to_seq=up_to_seq, limit=limit)
         )
-        return [
-            Evidence(memory_from_row(row), int(row[-2]), row[-1], reactivated=True) for row in rows
-        ]
 
     def ltm_vectors(self, user_id: str, *, limit: int) -> dict[str, Sequence[float]] | None:
-        rows = self._read(
-            "SELECT id, embedding FROM memories WHERE user_id = %s AND tier = 'ltm' "
-            "AND status != 'archived' AND embedding IS NOT NULL LIMIT %s",
-            (user_id, limit + 1),
-        )
-        if len(rows) > limit:
-            return None
-        return {row[0]: array("f", bytes(row[1])) for row in rows}
+        return self._run(self._plans.ltm_vectors(user_id, limit=limit))
 
     def ltm_by_slot(self, user_id: str, slot: str) -> list[tuple[Memory, str | None]]:
-        rows = self._read(
-            f"SELECT {_MEMORY_COLUMNS}, m.slot_value FROM memories m "
-            "WHERE m.user_id = %s AND m.slot = %s AND m.tier = 'ltm' AND m.status != 'archived' "
-            "ORDER BY m.valid_from NULLS FIRST, m.seq",  # NULLS FIRST: as SQLite orders
-            (user_id, slot),
-        )
-        return [(memory_from_row(row), row[-1]) for row in rows]
+        return self._run(self._plans.ltm_by_slot(user_id, slot))
 
     def ltm_citing(self, user_id: str, turn_ids: Sequence[str]) -> list[Memory]:
-        if not turn_ids:
-            return []
-        rows = self._read(
-            f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.id IN "
-            "(SELECT memory_id FROM memory_sources WHERE turn_id = ANY (%s::text[])) "
-            "AND m.user_id = %s AND m.tier = 'ltm' AND m.status != 'superseded' ORDER BY m.seq",
-            (list(turn_ids), user_id),
-        )
-        return [memory_from_row(row) for row in rows]
+        return self._run(self._plans.ltm_citing(user_id, turn_ids))
 
     def due_records(self, user_id: str, *, now: datetime, limit: int) -> list[Memory]:
-        rows = self._read(
-            f"SELECT {_MEMORY_COLUMNS} FROM memories m "
-            "WHERE m.user_id = %s AND m.due_at IS NOT NULL AND m.due_at <= %s "
-            "ORDER BY m.due_at, m.seq LIMIT %s",
-            (user_id, now.timestamp(), limit),
-        )
-        return [memory_from_row(row) for row in rows]
+        return self._run(self._plans.due_records(user_id, now=now, limit=limit))
 
     def eviction_candidates(self, user_id: str, *, capacity: int) -> list[str]:
-        count = self._read(
-            "SELECT count(*) FROM memories WHERE user_id = %s AND tier = 'mtm'", (user_id,)
-        )[0][0]
-        excess = int(count) - capacity
-        if excess <= 0:
-            return []
-        rows = self._read(
-            "SELECT id FROM memories WHERE user_id = %s AND tier = 'mtm' "
-            "AND consolidated_at IS NOT NULL "
-            "ORDER BY access_count, coalesce(last_accessed, created_at), seq LIMIT %s",
-            (user_id, excess),
-        )
-        return [row[0] for row in rows]
+        return self._run(self._plans.eviction_candidates(user_id, capacity=capacity))
 
     def apply_consolidation(
         self,
@@ -1095,180 +496,15 @@ class PostgresRecordStore:
         *,
         shared: tuple[str, ConsolidationChanges] | None = None,
     ) -> None:
-        def work(cur: psycopg.Cursor[Any]) -> None:
-            # The user first, shared knowledge last: the order every writer locks them in.
-            self._lock_users(cur, [user_id] if shared is None else [user_id, shared[0]])
-            self._apply_step(cur, user_id, changes)
-            if shared is not None:
-                owner, shared_changes = shared
-                self._apply_step(cur, owner, shared_changes)
-                touched = [new.memory.id for new in shared_changes.inserts] + [
-                    change.memory_id for change in shared_changes.changes
-                ]
-                if touched:
-                    cur.executemany(
-                        "INSERT INTO shared_contributions (memory_id, contributor) "
-                        "VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        [(memory_id, owner_token(user_id)) for memory_id in touched],
-                    )
-                self._count_contributors(cur, touched)
-
-        self._transact(work)
-
-    @staticmethod
-    def _count_contributors(cur: psycopg.Cursor[Any], memory_ids: Sequence[str]) -> None:
-        """A shared record's support is the number of different users who stated it."""
-        if memory_ids:
-            cur.execute(
-                "UPDATE memories m SET support = greatest(1, (SELECT count(*) FROM "
-                "shared_contributions c WHERE c.memory_id = m.id)) WHERE m.id = ANY (%s::text[])",
-                (list(memory_ids),),
-            )
-
-    def _apply_step(
-        self, cur: psycopg.Cursor[Any], user_id: str, changes: ConsolidationChanges
-    ) -> None:
-        at = _epoch(changes.at) or datetime.now(UTC).timestamp()
-        if changes.consolidated:
-            # The evidence must still exist: a user forgotten (or entries evicted) by
-            # another process mid-run must not get knowledge written back. The user's row
-            # is locked, so no erasure can slip in between this check and the commit.
-            cur.execute(
-                "SELECT count(*) FROM memories WHERE id = ANY (%s::text[]) AND user_id = %s",
-                (list(set(changes.consolidated)), user_id),
-            )
-            row = cur.fetchone()
-            if row is None or row[0] != len(set(changes.consolidated)):
-                raise StorageError(
-                    "the evidence of this consolidation step was deleted meanwhile "
-                    "(forget or eviction by another process); run it again"
-                )
-        for new in changes.inserts:
-            if new.memory.user_id != user_id:
-                raise StorageError("a consolidation step wrote a record for another user")
-            self._insert_memory(cur, new.memory, None, due_at=new.due_at, slot_value=new.slot_value)
-        for change in changes.changes:
-            cur.execute(
-                "UPDATE memories SET status = %s, confidence = %s, support = %s, "
-                "last_supported = %s, due_at = %s, valid_to = %s, superseded_by = %s "
-                "WHERE id = %s AND user_id = %s",
-                (
-                    change.status.value,
-                    change.confidence,
-                    change.support,
-                    _epoch(change.last_supported),
-                    _epoch(change.due_at),
-                    _epoch(change.valid_to),
-                    change.superseded_by,
-                    change.memory_id,
-                    user_id,
-                ),
-            )
-            if change.add_sources:
-                cur.executemany(
-                    "INSERT INTO memory_sources (memory_id, turn_id) VALUES (%s, %s) "
-                    "ON CONFLICT DO NOTHING",
-                    [(change.memory_id, turn_id) for turn_id in change.add_sources],
-                )
-        # The turns behind a superseded fact are out of date too: their MTM entries rank
-        # below the current version, like the record itself.
-        outdated = [
-            (c.superseded_by, c.memory_id) for c in changes.changes if c.status is Status.SUPERSEDED
-        ]
-        outdated += [
-            (n.memory.superseded_by, n.memory.id)
-            for n in changes.inserts
-            if n.memory.status is Status.SUPERSEDED
-        ]
-        if outdated:
-            cur.executemany(
-                "UPDATE memories SET status = 'superseded', superseded_by = %s "
-                "WHERE user_id = %s AND tier = 'mtm' AND id IN (SELECT e.memory_id "
-                "FROM memory_sources r JOIN memory_sources e ON e.turn_id = r.turn_id "
-                "WHERE r.memory_id = %s)",
-                [(successor, user_id, memory_id) for successor, memory_id in outdated],
-            )
-        if changes.links:
-            # Links are written only between two records of this user, checked by the join.
-            cur.executemany(
-                "INSERT INTO memory_links (user_id, source, target, relation) "
-                "SELECT %s, a.id, b.id, %s FROM memories a, memories b WHERE a.id = %s "
-                "AND b.id = %s AND a.user_id = %s AND b.user_id = %s AND a.id != b.id "
-                "ON CONFLICT DO NOTHING",
-                [(user_id, rel, src, dst, user_id, user_id) for src, dst, rel in changes.links],
-            )
-        if changes.deletes:
-            self._delete_memories(cur, user_id, changes.deletes)
-        if changes.consolidated:
-            cur.execute(
-                "UPDATE memories SET consolidated_at = %s "
-                "WHERE id = ANY (%s::text[]) AND user_id = %s",
-                (at, list(changes.consolidated), user_id),
-            )
-        if changes.watermark is not None or changes.finished_at is not None:
-            cur.execute(
-                "INSERT INTO consolidation_state AS c (user_id, watermark, last_run) "
-                "VALUES (%s, coalesce(%s, 0), %s) ON CONFLICT (user_id) DO UPDATE SET "
-                "watermark = greatest(c.watermark, coalesce(%s, c.watermark)), "
-                "last_run = coalesce(%s, c.last_run)",
-                (
-                    user_id,
-                    changes.watermark,
-                    _epoch(changes.finished_at),
-                    changes.watermark,
-                    _epoch(changes.finished_at),
-                ),
-            )
+        return self._run(self._plans.apply_consolidation(user_id, changes, shared=shared))
 
     def acquire_lease(
         self, user_id: str, owner: str, *, until: datetime, holder_alive: Callable[[str], bool]
     ) -> str | None:
-        """Take (or renew) the user's lease until ``until``. The expiry is kept on the
-        server's clock (``until`` is read as a duration from now), so machines whose clocks
-        disagree still agree on it. ``holder_alive`` is not consulted: a holder on another
-        machine cannot be probed, so a dead holder's lease simply runs out."""
-        del holder_alive
-        seconds = max(0.0, (until - datetime.now(UTC)).total_seconds())
-
-        def work(cur: psycopg.Cursor[Any]) -> str | None:
-            cur.execute(
-                "INSERT INTO consolidation_state AS c (user_id, lease_owner, lease_until) "
-                "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s)) "
-                "ON CONFLICT (user_id) DO UPDATE SET lease_owner = excluded.lease_owner, "
-                "lease_until = excluded.lease_until WHERE c.lease_owner IS NULL "
-                "OR c.lease_owner = excluded.lease_owner OR c.lease_until IS NULL "
-                "OR c.lease_until <= clock_timestamp() RETURNING 1",
-                (user_id, owner, seconds),
-            )
-            if cur.fetchone() is not None:
-                return None
-            cur.execute(
-                "SELECT lease_owner FROM consolidation_state WHERE user_id = %s", (user_id,)
-            )
-            row = cur.fetchone()
-            return str(row[0]) if row is not None and row[0] is not None else None
-
-        return self._transact(work)
+        del (
+            holder_alive
+        )  # a holder on another machine cannot be probed: a dead one's lease runs out
+        return self._run(self._plans.acquire_lease(user_id, owner, until=until))
 
     def release_lease(self, user_id: str, owner: str) -> None:
-        self._transact(
-            lambda cur: cur.execute(
-                "UPDATE consolidation_state SET lease_owner = NULL, lease_until = NULL "
-                "WHERE user_id = %s AND lease_owner = %s",
-                (user_id, owner),
-            )
-        )
-
-    def links(self, user_id: str, memory_ids: Sequence[str]) -> dict[str, set[str]]:
-        if not memory_ids:
-            return {}
-        rows = self._read(
-            "SELECT source, target FROM memory_links WHERE source = ANY (%(ids)s::text[]) "
-            "AND user_id = %(user)s UNION SELECT target, source FROM memory_links "
-            "WHERE target = ANY (%(ids)s::text[]) AND user_id = %(user)s",
-            {"ids": list(memory_ids), "user": user_id},
-        )
-        linked: dict[str, set[str]] = {}
-        for memory_id, other in rows:
-            linked.setdefault(memory_id, set()).add(other)
-        return linked
+        return self._run(self._plans.release_lease(user_id, owner))
