@@ -1,9 +1,13 @@
 """``LightMem``: the engine's public face.
 
-Sync methods do the work; each async twin runs its sync method in a worker thread
-(``asyncio.to_thread``) so the event loop never blocks on SQLite, Chroma or the embedder.
-The embedded stores and a local model have no non-blocking interface to await, so this is
-the honest way to be async here, and it shares every line of logic with the sync path.
+Sync methods and their async twins share one implementation. The everyday operations (add,
+remember, search, context, recent, memories, export, stats) are written as steps
+(:mod:`._steps`): the sync method runs them in the caller's thread; the async twin awaits
+the record store's native async driver where it has one (PostgreSQL: psycopg's async pool)
+and hands only the blocking work (the embedder, Chroma, a model) to a worker thread. With
+SQLite, which has no non-blocking interface, the async twin runs the whole operation in one
+worker thread (``asyncio.to_thread``). Erasure, consolidation and indexing hold locks shared
+with the background threads, so their twins always run in a worker thread.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ._errors import (
 )
 from ._heap import overwrite_freed_memory
 from ._indexer import VectorIndexer
+from ._steps import Steps, arun, blocking, record, run
 from ._tokens import TokenCounter, approx_token_count
 from ._types import (
     ConsolidationReport,
@@ -101,6 +106,27 @@ else:  # pragma: no cover - every CPython from 3.9 has it
 DEFAULT_PATH = "./lightmem_data"
 EXPORT_FORMAT = 1
 _TOKEN_CACHE_SIZE = 200_000
+
+
+def _message(
+    content: str,
+    role: str,
+    session_id: str | None,
+    timestamp: datetime | str | float | None,
+    turn_id: str | None,
+    speaker: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``add``'s arguments as one message of ``add_many``."""
+    return {
+        "content": content,
+        "role": role,
+        "session_id": session_id,
+        "timestamp": timestamp,
+        "turn_id": turn_id,
+        "speaker": speaker,
+        "metadata": metadata,
+    }
 
 
 def is_postgres_url(value: str) -> bool:
@@ -449,20 +475,8 @@ class LightMem:
             InvalidUserId, InvalidContent, ContentTooLarge, InvalidTimestamp,
             InvalidArgument, DuplicateTurnId: nothing was stored.
         """
-        return self.add_many(
-            user_id,
-            [
-                {
-                    "content": content,
-                    "role": role,
-                    "session_id": session_id,
-                    "timestamp": timestamp,
-                    "turn_id": turn_id,
-                    "speaker": speaker,
-                    "metadata": metadata,
-                }
-            ],
-        )[0]
+        message = _message(content, role, session_id, timestamp, turn_id, speaker, metadata)
+        return run(self._add_many(user_id, [message], None), self._records)[0]
 
     def add_many(
         self,
@@ -476,6 +490,11 @@ class LightMem:
         Each message is a mapping with ``content`` and optionally ``role``, ``session_id``,
         ``timestamp``, ``turn_id``, ``speaker``, ``metadata`` (same meaning as in :meth:`add`).
         """
+        return run(self._add_many(user_id, messages, session_id), self._records)
+
+    def _add_many(
+        self, user_id: str, messages: Iterable[Mapping[str, Any]], session_id: str | None
+    ) -> Steps[list[Turn]]:
         self._ensure_open()
         self._need_embedder()
         user = check.user_id(user_id)
@@ -495,8 +514,8 @@ class LightMem:
         if len(set(ids)) != len(ids):
             repeated = sorted({i for i in ids if ids.count(i) > 1})
             raise DuplicateTurnId(f"turn_id {', '.join(map(repr, repeated))} repeated in one batch")
-        memories, replaced = write_entries(self._writer, self._records, user, turns)
-        self._records.add(turns, memories, replaces=replaced)
+        memories, replaced = yield from write_entries(self._writer, user, turns)
+        yield record(RecordStore.add, turns, memories, replaces=replaced)
         self._indexer.notify(user)
         if self._scheduler is not None:
             self._scheduler.note_turns(user, len(turns))
@@ -525,6 +544,21 @@ class LightMem:
         Raises:
             InvalidUserId, InvalidContent, InvalidArgument: nothing was stored.
         """
+        return run(
+            self._remember(user_id, text, kind, timestamp, source_ids, metadata, key),
+            self._records,
+        )
+
+    def _remember(
+        self,
+        user_id: str,
+        text: str,
+        kind: str,
+        timestamp: datetime | str | float | None,
+        source_ids: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        key: str | None,
+    ) -> Steps[Memory]:
         self._ensure_open()
         self._need_embedder()
         user = check.user_id(user_id)
@@ -533,14 +567,16 @@ class LightMem:
         name = check.identifier(key, what="key") if key is not None else None
         sources = check.identifiers(source_ids, what="source_ids")
         if sources:
-            known = self._records.existing_turn_ids(user, sources)
+            known: set[str] = yield record(RecordStore.existing_turn_ids, user, sources)
             missing = [s for s in sources if s not in known]
             if missing:
                 raise InvalidArgument(f"source_ids name turns this user does not have: {missing}")
         now = datetime.now(UTC)
         details = check.metadata(metadata, max_bytes=self.config.max_metadata_bytes)
         stamp = check.timestamp(timestamp) if timestamp is not None else now
-        previous = self._records.list_memories(user, keys=[name]) if name is not None else []
+        previous: list[Memory] = (
+            (yield record(RecordStore.list_memories, user, keys=[name])) if name is not None else []
+        )
         memory = Memory(
             # A replaced memory keeps its id, so its vector is overwritten, not orphaned.
             id=previous[0].id if previous else uuid.uuid4().hex,
@@ -554,7 +590,7 @@ class LightMem:
             metadata=flag_instructions(details, body),
             key=name,
         )
-        self._records.add([], [memory])
+        yield record(RecordStore.add, [], [memory])
         self._indexer.notify(memory.user_id)
         return memory
 
@@ -575,6 +611,17 @@ class LightMem:
         ``now`` answers as of that moment: memories from after it are left out. A user with
         no memories gets an empty result.
         """
+        return run(self._search(user_id, query, k, token_budget, now, tiers), self._records)
+
+    def _search(
+        self,
+        user_id: str,
+        query: str,
+        k: int | None,
+        token_budget: int | None,
+        now: datetime | str | float | None,
+        tiers: Sequence[Tier | str] | None,
+    ) -> Steps[SearchResults]:
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
@@ -585,7 +632,7 @@ class LightMem:
         request = SearchRequest(
             user, text, k=limit, budget=budget, cost=self._memory_tokens, as_of=as_of, tiers=wanted
         )
-        return self._searcher.search(request)
+        return (yield from self._searcher.search_steps(request))
 
     def memories(
         self,
@@ -600,10 +647,22 @@ class LightMem:
         (a hit's ``memory_id``) or ``keys``, or those whose key starts with ``key_prefix``;
         ``tiers`` limits to ``"mtm"`` and/or ``"ltm"``. A listing, not a search: nothing is
         ranked and no access is counted. Ids and keys of other users are ignored."""
+        return run(self._memories(user_id, ids, keys, key_prefix, tiers), self._records)
+
+    def _memories(
+        self,
+        user_id: str,
+        ids: Sequence[str] | None,
+        keys: Sequence[str] | None,
+        key_prefix: str | None,
+        tiers: Sequence[Tier | str] | None,
+    ) -> Steps[list[Memory]]:
         self._ensure_open()
         user = check.user_id(user_id)
         if ids is not None:
-            found = self._records.get_memories(user, check.identifiers(ids, what="ids"))
+            found: dict[str, Memory] = yield record(
+                RecordStore.get_memories, user, check.identifiers(ids, what="ids")
+            )
             wanted = self._tiers(tiers)
             chosen = [m for m in found.values() if wanted is None or m.tier in wanted]
             return sorted(chosen, key=lambda m: m.created_at or datetime.min.replace(tzinfo=UTC))
@@ -613,9 +672,10 @@ class LightMem:
             if not isinstance(key_prefix, str) or not key_prefix:
                 raise InvalidArgument(f"key_prefix must be a non-empty string, got {key_prefix!r}")
             prefix = key_prefix
-        return self._records.list_memories(
-            user, keys=names, key_prefix=prefix, tiers=self._tiers(tiers)
+        listed: list[Memory] = yield record(
+            RecordStore.list_memories, user, keys=names, key_prefix=prefix, tiers=self._tiers(tiers)
         )
+        return listed
 
     def _memory_tokens(self, memory: Memory) -> int:
         """Tokens of a memory's text, counted once per process (memories do not change)."""
@@ -672,6 +732,15 @@ class LightMem:
         oldest first, at most ``limit`` of them (default ``stm_turns``) and within
         ``token_budget`` (default ``stm_token_budget``). Turns before a
         :meth:`clear_recent` of the session are not recent any more."""
+        return run(self._recent_checked(user_id, session_id, token_budget, limit), self._records)
+
+    def _recent_checked(
+        self,
+        user_id: str,
+        session_id: str | None,
+        token_budget: int | None,
+        limit: int | None,
+    ) -> Steps[list[Turn]]:
         self._ensure_open()
         user = check.user_id(user_id)
         session = (
@@ -683,7 +752,7 @@ class LightMem:
             else self.config.stm_token_budget
         )
         count = check.positive_int(limit, what="limit") if limit is not None else None
-        return self._recent(user, session, budget, count)
+        return (yield from self._recent(user, session, budget, count))
 
     def _recent(
         self,
@@ -693,9 +762,13 @@ class LightMem:
         limit: int | None = None,
         *,
         as_of: datetime | None = None,
-    ) -> list[Turn]:
-        turns = self._records.recent_turns(
-            user, session_id=session, limit=limit or self.config.stm_turns, before=as_of
+    ) -> Steps[list[Turn]]:
+        turns: list[Turn] = yield record(
+            RecordStore.recent_turns,
+            user,
+            session_id=session,
+            limit=limit or self.config.stm_turns,
+            before=as_of,
         )
         kept: list[Turn] = []
         used = 0
@@ -741,6 +814,21 @@ class LightMem:
         (an agent's thread does): the whole budget goes to memories, and memories written
         from those turns are still left out, since the prompt has them.
         """
+        return run(
+            self._context(user_id, query, token_budget, session_id, now, k, include_recent),
+            self._records,
+        )
+
+    def _context(
+        self,
+        user_id: str,
+        query: str,
+        token_budget: int | None,
+        session_id: str | None,
+        now: datetime | str | float | None,
+        k: int | None,
+        include_recent: bool,
+    ) -> Steps[Context]:
         self._ensure_open()
         user = check.user_id(user_id)
         text = check.content(query, max_chars=self.config.max_content_chars, what="query")
@@ -753,7 +841,9 @@ class LightMem:
             raise InvalidArgument(f"include_recent must be True or False, got {include_recent!r}")
         stm_budget = min(self.config.stm_token_budget, budget // 2)
         # As of ``now``: turns from after it are no more recent than the memories are.
-        recent = self._recent(user, session, stm_budget if include_recent else budget, as_of=as_of)
+        recent = yield from self._recent(
+            user, session, stm_budget if include_recent else budget, as_of=as_of
+        )
         shown = recent if include_recent else []
         # What the block costs besides the memories: the header (once) and the tags.
         frame = self._count_tokens(render_context(shown, [])) + self._count_tokens(
@@ -762,7 +852,7 @@ class LightMem:
             )
         )
         self._need_embedder()
-        hits = self._searcher.search(
+        hits = yield from self._searcher.search_steps(
             SearchRequest(
                 user,
                 text,
@@ -786,18 +876,24 @@ class LightMem:
 
         Nothing is erased: the turns stay stored and their memories stay searchable (use
         :meth:`delete` or :meth:`forget` to erase)."""
+        run(self._clear_recent(user_id, session_id), self._records)
+
+    def _clear_recent(self, user_id: str, session_id: str) -> Steps[None]:
         self._ensure_open()
         user = check.user_id(user_id)
         session = check.identifier(session_id, what="session_id")
-        self._records.clear_recent(user, session)
+        yield record(RecordStore.clear_recent, user, session)
 
     # --- maintenance ------------------------------------------------------------------------
 
     def export(self, user_id: str) -> dict[str, Any]:
         """Everything held about the user, as JSON-serialisable data."""
+        return run(self._export(user_id), self._records)
+
+    def _export(self, user_id: str) -> Steps[dict[str, Any]]:
         self._ensure_open()
         user = check.user_id(user_id)
-        turns, memories = self._records.export_user(user)
+        turns, memories = yield record(RecordStore.export_user, user)
         return {
             "format": EXPORT_FORMAT,
             "user_id": user,
@@ -934,14 +1030,18 @@ class LightMem:
 
         ``models`` holds the model calls of each role since this instance opened (calls,
         tokens in and out, time, fallbacks and why), the same whatever ``user_id`` is."""
+        return run(self._stats(user_id), self._records)
+
+    def _stats(self, user_id: str | None) -> Steps[dict[str, Any]]:
         self._ensure_open()
         user = check.user_id(user_id) if user_id is not None else None
-        counts = self._records.counts(user)
+        counts: dict[str, int] = yield record(RecordStore.counts, user)
         result: dict[str, Any] = {"user_id": user, **counts}
         if user is not None:
-            result["vectors"] = self._vectors().count(user)
+            result["vectors"] = yield blocking(self._vector_count, user)
         else:
-            result["users"] = len(self.users())
+            users: list[str] = yield record(RecordStore.users)
+            result["users"] = len([u for u in users if u != SHARED_USER])
             result["path"] = str(self.path)
             result["vector_index"] = self.config.chroma_url or (
                 f"http://{self.config.chroma_host}:{self.config.chroma_port}"
@@ -949,7 +1049,8 @@ class LightMem:
                 else str(self.path / "chroma")
             )
         result["embedder"] = self._embedder.name
-        result["index_embedder"] = self._records.get_meta("embedder")  # what built the vectors
+        # What built the vectors:
+        result["index_embedder"] = yield record(RecordStore.get_meta, "embedder")
         result["models"] = self._models.snapshot()
         if result["models"]:
             from .slm.prompts import PROMPT_VERSION
@@ -959,6 +1060,9 @@ class LightMem:
         if self._scheduler is not None:
             result["consolidation_error"] = self._scheduler.last_error
         return result
+
+    def _vector_count(self, user: str) -> int:
+        return self._vectors().count(user)
 
     def users(self) -> list[str]:
         """Every user id in the store (an operator's call: it lists, it reveals no content)."""
@@ -1053,25 +1157,14 @@ class LightMem:
         metadata: Mapping[str, Any] | None = None,
     ) -> Turn:
         """Async :meth:`add`."""
-        return await asyncio.to_thread(
-            self.add,
-            user_id,
-            content,
-            role=role,
-            session_id=session_id,
-            timestamp=timestamp,
-            turn_id=turn_id,
-            speaker=speaker,
-            metadata=metadata,
-        )
+        message = _message(content, role, session_id, timestamp, turn_id, speaker, metadata)
+        return (await arun(self._add_many(user_id, [message], None), self._records))[0]
 
     async def aadd_many(
         self, user_id: str, messages: Iterable[Mapping[str, Any]], *, session_id: str | None = None
     ) -> list[Turn]:
         """Async :meth:`add_many`."""
-        return await asyncio.to_thread(
-            self.add_many, user_id, list(messages), session_id=session_id
-        )
+        return await arun(self._add_many(user_id, messages, session_id), self._records)
 
     async def aremember(
         self,
@@ -1085,15 +1178,9 @@ class LightMem:
         key: str | None = None,
     ) -> Memory:
         """Async :meth:`remember`."""
-        return await asyncio.to_thread(
-            self.remember,
-            user_id,
-            text,
-            kind=kind,
-            timestamp=timestamp,
-            source_ids=source_ids,
-            metadata=metadata,
-            key=key,
+        return await arun(
+            self._remember(user_id, text, kind, timestamp, source_ids, metadata, key),
+            self._records,
         )
 
     async def asearch(
@@ -1107,9 +1194,7 @@ class LightMem:
         tiers: Sequence[Tier | str] | None = None,
     ) -> SearchResults:
         """Async :meth:`search`."""
-        return await asyncio.to_thread(
-            self.search, user_id, query, k=k, token_budget=token_budget, now=now, tiers=tiers
-        )
+        return await arun(self._search(user_id, query, k, token_budget, now, tiers), self._records)
 
     async def arecent(
         self,
@@ -1120,8 +1205,8 @@ class LightMem:
         limit: int | None = None,
     ) -> list[Turn]:
         """Async :meth:`recent`."""
-        return await asyncio.to_thread(
-            self.recent, user_id, session_id=session_id, token_budget=token_budget, limit=limit
+        return await arun(
+            self._recent_checked(user_id, session_id, token_budget, limit), self._records
         )
 
     async def aget_context(
@@ -1135,15 +1220,10 @@ class LightMem:
         k: int | None = None,
     ) -> str:
         """Async :meth:`get_context`."""
-        return await asyncio.to_thread(
-            self.get_context,
-            user_id,
-            query,
-            token_budget=token_budget,
-            session_id=session_id,
-            now=now,
-            k=k,
+        context = await arun(
+            self._context(user_id, query, token_budget, session_id, now, k, True), self._records
         )
+        return context.text
 
     async def acontext(
         self,
@@ -1157,15 +1237,9 @@ class LightMem:
         include_recent: bool = True,
     ) -> Context:
         """Async :meth:`context`."""
-        return await asyncio.to_thread(
-            self.context,
-            user_id,
-            query,
-            token_budget=token_budget,
-            session_id=session_id,
-            now=now,
-            k=k,
-            include_recent=include_recent,
+        return await arun(
+            self._context(user_id, query, token_budget, session_id, now, k, include_recent),
+            self._records,
         )
 
     async def amemories(
@@ -1178,9 +1252,7 @@ class LightMem:
         tiers: Sequence[Tier | str] | None = None,
     ) -> list[Memory]:
         """Async :meth:`memories`."""
-        return await asyncio.to_thread(
-            self.memories, user_id, ids=ids, keys=keys, key_prefix=key_prefix, tiers=tiers
-        )
+        return await arun(self._memories(user_id, ids, keys, key_prefix, tiers), self._records)
 
     async def adelete(
         self, user_id: str, *, memory_ids: Sequence[str] = (), keys: Sequence[str] = ()
@@ -1190,11 +1262,11 @@ class LightMem:
 
     async def aclear_recent(self, user_id: str, session_id: str) -> None:
         """Async :meth:`clear_recent`."""
-        await asyncio.to_thread(self.clear_recent, user_id, session_id)
+        await arun(self._clear_recent(user_id, session_id), self._records)
 
     async def aexport(self, user_id: str) -> dict[str, Any]:
         """Async :meth:`export`."""
-        return await asyncio.to_thread(self.export, user_id)
+        return await arun(self._export(user_id), self._records)
 
     async def aforget(self, user_id: str) -> ForgetReceipt:
         """Async :meth:`forget`."""
@@ -1202,7 +1274,7 @@ class LightMem:
 
     async def astats(self, user_id: str | None = None) -> dict[str, Any]:
         """Async :meth:`stats`."""
-        return await asyncio.to_thread(self.stats, user_id)
+        return await arun(self._stats(user_id), self._records)
 
     async def aflush(self, *, progress: Callable[[int], None] | None = None) -> int:
         """Async :meth:`flush`."""
@@ -1214,6 +1286,9 @@ class LightMem:
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
+        closing = getattr(self._records, "close_async_store", None)
+        if closing is not None and not self._closed:
+            await closing()  # this loop's native async connections, on this loop
         await asyncio.to_thread(self.close)
 
     async def __aenter__(self) -> LightMem:

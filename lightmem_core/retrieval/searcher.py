@@ -6,6 +6,11 @@ knowledge), stage 2 (re-ranking with neighbour and link context) and packing int
 budget, and the caches that keep a chat loop fast (query vectors, speaker names), with their
 invalidation across processes. The pure steps live beside it (``controller``, ``pipeline``);
 ``LightMem.search`` validates its arguments and hands a :class:`SearchRequest` here.
+
+A search is written as steps (``lightmem_core._steps``): record-store calls and blocking
+work (the embedder, the vector index, a model controller or re-ranker) are yielded, so
+``LightMem.asearch`` awaits a database with a native async driver instead of holding a
+thread, and ``search`` runs the same lines in the caller's thread.
 """
 
 from __future__ import annotations
@@ -19,15 +24,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._config import LightMemConfig
+from .._steps import Steps, blocking, record, run
 from .._types import Hit, Memory, SearchResults, Status, Tier
 from ..consolidation.shared import SHARED_USER
 from ..safety import INSTRUCTION_LIKE
 from ..store import RecordStore, VectorFilter, VectorIndex
-from ..tracing import span
+from ..store._contracts import PendingVector, Surroundings
+from ..tracing import span, untraced
 from .aliases import SpokenTurn, learn_aliases, vocatives
 from .controller import QueryPlan, TimeWindow, plan_query, time_reference
 from .pipeline import (
     CONTEXT_SPAN,
+    LocalReranker,
     Reranker,
     conversation_context,
     cosine_scores,
@@ -150,8 +158,8 @@ class Searcher:
         self._erasure_seen = uuid.uuid4().hex
         self._records.set_meta("erasure", self._erasure_seen)
 
-    def _drop_caches_if_erased_elsewhere(self) -> None:
-        mark = self._records.get_meta("erasure")
+    def _drop_caches_if_erased_elsewhere(self) -> Steps[None]:
+        mark: str | None = yield record(RecordStore.get_meta, "erasure")
         if mark == self._erasure_seen:
             return
         self._erasure_seen = mark
@@ -163,29 +171,33 @@ class Searcher:
     def search(self, request: SearchRequest) -> SearchResults:
         """Plan, pull candidates (stage 1), re-rank them (stage 2) and pack the best into
         the request's budget."""
-        with self._indexer.searching():  # the background indexer gives way meanwhile
-            return self._search(request)
+        return run(self.search_steps(request), self._records)
 
-    def _search(self, request: SearchRequest) -> SearchResults:
-        self._drop_caches_if_erased_elsewhere()
+    def search_steps(self, request: SearchRequest) -> Steps[SearchResults]:
+        """:meth:`search`, as steps."""
+        with self._indexer.searching():  # the background indexer gives way meanwhile
+            return (yield from self._search(request))
+
+    def _search(self, request: SearchRequest) -> Steps[SearchResults]:
+        yield from self._drop_caches_if_erased_elsewhere()
         k = request.k
         pool = self._config.pool_for(k)
         with span("search.plan"):
-            plan = self.plan(request.user, request.query, request.as_of)
+            plan = yield from self.plan_steps(request.user, request.query, request.as_of)
         if plan.k is not None:
             k = min(k, plan.k)
         if plan.strict_window and plan.window is not None:
             # A model controller's time constraint filters every look-up; when nothing at all
             # lies inside it, the search answers as if it were a preference.
-            found = self._search_with(request, plan, k=k, pool=pool)
+            found = yield from self._search_with(request, plan, k=k, pool=pool)
             if found:
                 return found
             plan = replace(plan, strict_window=False)
-        return self._search_with(request, plan, k=k, pool=pool)
+        return (yield from self._search_with(request, plan, k=k, pool=pool))
 
     def _search_with(
         self, request: SearchRequest, plan: QueryPlan, *, k: int, pool: int
-    ) -> SearchResults:
+    ) -> Steps[SearchResults]:
         """One search with this plan: ``k`` hits at most, from a pool of ``pool``."""
         user, as_of, tiers = request.user, request.as_of, request.tiers
         exclude_sources, budget, cost = request.exclude_sources, request.budget, request.cost
@@ -200,50 +212,52 @@ class Searcher:
         # The BM25 list of the plan's own terms also gives stage 2 the lexical score of
         # candidates found otherwise; below the pool, a score too small to matter (a list
         # four pools long ranked the dev conversations no better, at twice the cost).
-        main_lexical, lexical = self._lexical_stage1(
+        main_lexical, lexical = yield from self._lexical_stage1(
             user, plan, pool=pool, tiers=tiers, before=as_of, after=after
         )
         # Read-your-writes for the dense side. A few memories not yet in the vector index (the
         # turn just added, in a chat loop) are embedded in the same model call as the query and
         # scored here, and left to the background thread to index; a backlog is indexed first.
-        pending = self._records.pending_vectors(limit=_INLINE_PENDING + 1, user_id=user)
+        pending: list[PendingVector] = yield record(
+            RecordStore.pending_vectors, limit=_INLINE_PENDING + 1, user_id=user
+        )
         if len(pending) > _INLINE_PENDING:
-            self._indexer.flush_user(user)
+            yield blocking(self._indexer.flush_user, user)
             pending = []
         pending = [p for p in pending if where.admits(p.metadata)]
-        query_vectors, pending_vectors = self._embed_queries(
-            user, texts, extra=[p.text for p in pending]
-        )
-        inline = {p.memory_id: v for p, v in zip(pending, pending_vectors, strict=True)}
-        index = self._vectors()
-        dense = [index.query(user, vector, k=pool, where=where) for vector in query_vectors]
-        dense.append(list(cosine_scores(query_vectors, inline).items()))
+        # The dense side in one hand-off: the model call, then the index's look-ups.
+        filters = [where] * len(texts)
         if plan.window is not None and after is None:
             end = min(plan.window.end, as_of) if as_of is not None else plan.window.end
-            in_window = VectorFilter(tiers=tiers, before=end, after=plan.window.start)
-            dense.append(index.query(user, query_vectors[0], k=pool, where=in_window))
+            filters.append(VectorFilter(tiers=tiers, before=end, after=plan.window.start))
+        sharing = self._config.share_knowledge and (tiers is None or Tier.LTM in tiers)
+        query_vectors, pending_vectors, dense, found_shared = yield blocking(
+            self._dense_stage1, user, texts, pending, filters, pool=pool, shared=sharing
+        )
+        inline = {p.memory_id: v for p, v in zip(pending, pending_vectors, strict=True)}
+        dense.append(list(cosine_scores(query_vectors, inline).items()))
         shared: dict[str, Memory] = {}
         shared_vectors: Mapping[str, Sequence[float]] = {}
-        if self._config.share_knowledge and (tiers is None or Tier.LTM in tiers):
+        if sharing:
             # Opt-in shared knowledge (de-identified, owned by no user) competes as LTM.
-            found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL)
-            lexical_shared = self._records.lexical_search(
-                SHARED_USER, plan.terms, limit=_SHARED_POOL
+            lexical_shared: list[tuple[str, float]] = yield record(
+                RecordStore.lexical_search, SHARED_USER, plan.terms, limit=_SHARED_POOL
             )
             shared_ids = list(dict.fromkeys(i for i, _ in [*found_shared, *lexical_shared]))
             # Readable only once enough different users have stated it (support counts
             # contributors): what one user alone said never reaches another.
+            stated: dict[str, Memory] = yield record(
+                RecordStore.get_memories, SHARED_USER, shared_ids
+            )
             shared = {
-                i: m
-                for i, m in self._records.get_memories(SHARED_USER, shared_ids).items()
-                if m.support >= self._config.share_min_contributors
+                i: m for i, m in stated.items() if m.support >= self._config.share_min_contributors
             }
             found_shared = [(i, s) for i, s in found_shared if i in shared]
             lexical_shared = [(i, s) for i, s in lexical_shared if i in shared]
             dense.append(found_shared)
             lexical.append(lexical_shared)
             shared_ids = list(shared)
-            shared_vectors = self._records.vectors(SHARED_USER, shared_ids)
+            shared_vectors = yield record(RecordStore.vectors, SHARED_USER, shared_ids)
             main_lexical = [*main_lexical, *lexical_shared]
         with span("search.fuse"):
             stage1 = fuse(_best_of(dense), _best_of(lexical), pool=pool)
@@ -261,14 +275,22 @@ class Searcher:
             if self._config.expand_neighbors:
                 # Wide context (several short turns) for the strongest few; the nearest turn
                 # on each side for the rest of the K, where it rarely changes the ranking.
-                around = self._records.neighbors(user, ids[:_WIDE_CONTEXT], span=CONTEXT_SPAN)
-                around.update(self._records.neighbors(user, ids[_WIDE_CONTEXT:k], span=1))
+                around: dict[str, Surroundings] = yield record(
+                    RecordStore.neighbors, user, ids[:_WIDE_CONTEXT], span=CONTEXT_SPAN
+                )
+                around.update(
+                    (yield record(RecordStore.neighbors, user, ids[_WIDE_CONTEXT:k], span=1))
+                )
                 for memory_id, surroundings in around.items():
                     context[memory_id] = conversation_context(surroundings)
-                for memory_id, linked in self._records.links(user, ids[:k]).items():
+                links: dict[str, set[str]] = yield record(RecordStore.links, user, ids[:k])
+                for memory_id, linked in links.items():
                     context[memory_id] = (*context.get(memory_id, ()), *sorted(linked))
             ids = list(dict.fromkeys([*ids, *(n for pair in context.values() for n in pair if n)]))
-            vectors = {**inline, **shared_vectors, **self._records.vectors(user, ids)}
+            own_vectors: Mapping[str, Sequence[float]] = yield record(
+                RecordStore.vectors, user, ids
+            )
+            vectors = {**inline, **shared_vectors, **own_vectors}
             with span("search.score"):
                 candidates = score_pool(
                     ids,
@@ -281,16 +303,23 @@ class Searcher:
         else:
             candidates = stage1
         wanted = set(ids)
+        own: dict[str, Memory] = yield record(RecordStore.get_memories, user, ids)
         memories = {
             memory_id: memory
-            for memory_id, memory in {**shared, **self._records.get_memories(user, ids)}.items()
+            for memory_id, memory in {**shared, **own}.items()
             if memory_id in wanted
             and self._admissible(
                 memory, tiers=tiers, as_of=as_of, after=after, exclude_sources=exclude_sources
             )
         }
         if self._config.use_reranker:
-            ranked = self.reranker.rerank(plan, candidates, memories)
+            ranked = (
+                self.reranker.rerank(plan, candidates, memories)
+                if isinstance(
+                    untraced(self.reranker), LocalReranker
+                )  # in place: cheaper than a hand-off
+                else (yield blocking(self.reranker.rerank, plan, candidates, memories))
+            )
         else:
             ranked = [(c.memory_id, c.fused) for c in candidates]
         with span("search.pack"):
@@ -346,45 +375,55 @@ class Searcher:
 
     def speakers(self, user: str) -> frozenset[str]:
         """The names that speak in the user's conversations (cached; kept current by add)."""
+        return run(self._speakers(user), self._records)
+
+    def _speakers(self, user: str) -> Steps[frozenset[str]]:
         known = self._speaker_cache.get(user)
         if known is None:
-            known = self._speaker_cache[user] = frozenset(self._records.speakers(user))
+            names: set[str] = yield record(RecordStore.speakers, user)
+            known = self._speaker_cache[user] = frozenset(names)
         return known
 
-    def aliases(self, user: str) -> Mapping[str, str]:
+    def _aliases(self, user: str) -> Steps[Mapping[str, str]]:
         """The other names the user's speakers go by, learned from how they address each
         other (``retrieval.aliases``; cached, learned again when an add reveals more)."""
         known = self._alias_cache.get(user)
         if known is None:
-            turns = self._records.speaker_turns(user, limit=_ALIAS_TURNS)
+            turns: list[tuple[str, str, str]] = yield record(
+                RecordStore.speaker_turns, user, limit=_ALIAS_TURNS
+            )
             known = self._alias_cache[user] = learn_aliases(SpokenTurn(*turn) for turn in turns)
         return known
 
     def plan(self, user: str, query: str, as_of: datetime | None) -> QueryPlan:
         """The controller's plan (the local one, refined by a model controller when one is
         configured), with event anchors resolved on the user's own timeline."""
+        return run(self.plan_steps(user, query, as_of), self._records)
+
+    def plan_steps(self, user: str, query: str, as_of: datetime | None) -> Steps[QueryPlan]:
+        """:meth:`plan`, as steps."""
         if not self._config.use_controller:
             return plan_query(query, resolve_time=False)
         now = as_of or datetime.now(UTC)
-        plan = self._anchored(
-            user,
-            plan_query(
-                query, known_people=self.speakers(user), aliases=self.aliases(user), now=now
-            ),
-            as_of,
+        people = yield from self._speakers(user)
+        aliases = yield from self._aliases(user)
+        plan = yield from self._anchored(
+            user, plan_query(query, known_people=people, aliases=aliases, now=now), as_of
         )
         if self._controller is not None:
-            plan = self._controller.refine(plan, known_people=self.speakers(user), now=now)
+            plan = yield blocking(self._controller.refine, plan, known_people=people, now=now)
         return plan
 
-    def _anchored(self, user: str, plan: QueryPlan, as_of: datetime | None) -> QueryPlan:
+    def _anchored(self, user: str, plan: QueryPlan, as_of: datetime | None) -> Steps[QueryPlan]:
         if plan.anchor is None:
             return plan
         # "the week before the wedding": when did the user talk about the wedding?
-        found = self._records.lexical_search(
-            user, query_terms(plan.anchor.event), limit=1, before=as_of
+        found: list[tuple[str, float]] = yield record(
+            RecordStore.lexical_search, user, query_terms(plan.anchor.event), limit=1, before=as_of
         )
-        event = self._records.get_memories(user, [found[0][0]]) if found else {}
+        event: dict[str, Memory] = (
+            (yield record(RecordStore.get_memories, user, [found[0][0]])) if found else {}
+        )
         moment = next((m.timestamp for m in event.values() if m.timestamp is not None), None)
         if moment is None:
             return plan
@@ -404,27 +443,63 @@ class Searcher:
         tiers: tuple[Tier, ...] | None,
         before: datetime | None,
         after: datetime | None,
-    ) -> tuple[list[tuple[str, float]], list[list[tuple[str, float]]]]:
+    ) -> Steps[tuple[list[tuple[str, float]], list[list[tuple[str, float]]]]]:
         """Stage 1's BM25 lists, a pool each: the plan's terms (returned first, and on its
         own), each sub-query, and the plan's terms inside its time window."""
-        main = self._records.lexical_search(
-            user, plan.terms, limit=pool, tiers=tiers, before=before, after=after
-        )
-        lists = [main]
-        lists += [
-            self._records.lexical_search(
-                user, query_terms(t), limit=pool, tiers=tiers, before=before, after=after
-            )
-            for t in plan.sub_queries
+        searches: list[tuple[Sequence[str], datetime | None, datetime | None]] = [
+            (plan.terms, before, after)
         ]
+        searches += [(query_terms(t), before, after) for t in plan.sub_queries]
         if plan.window is not None and after is None:
             end = min(plan.window.end, before) if before is not None else plan.window.end
-            lists.append(
-                self._records.lexical_search(
-                    user, plan.terms, limit=pool, tiers=tiers, before=end, after=plan.window.start
-                )
+            searches.append((plan.terms, end, plan.window.start))
+        lists: list[list[tuple[str, float]]] = []
+        for terms, until, since in searches:
+            found = yield record(
+                RecordStore.lexical_search,
+                user,
+                terms,
+                limit=pool,
+                tiers=tiers,
+                before=until,
+                after=since,
             )
-        return main, lists
+            lists.append(found)
+        return lists[0], lists
+
+    def _dense_stage1(
+        self,
+        user: str,
+        texts: Sequence[str],
+        pending: Sequence[PendingVector],
+        filters: Sequence[VectorFilter],
+        *,
+        pool: int,
+        shared: bool,
+    ) -> tuple[
+        list[list[float]],
+        list[list[float]],
+        list[list[tuple[str, float]]],
+        list[tuple[str, float]],
+    ]:
+        """Stage 1's dense side (blocking: the model and the index): the vectors of the
+        query texts and of the pending memories, a pool from the index for each text under
+        its filter (the first text again under each extra filter), and the shared-knowledge
+        look-up when ``shared``."""
+        query_vectors, pending_vectors = self._embed_queries(
+            user, texts, extra=[p.text for p in pending]
+        )
+        index = self._vectors()
+        dense = [
+            index.query(user, vector, k=pool, where=where)
+            for vector, where in zip(query_vectors, filters[: len(texts)], strict=False)
+        ]
+        dense += [
+            index.query(user, query_vectors[0], k=pool, where=where)
+            for where in filters[len(texts) :]
+        ]
+        found_shared = index.query(SHARED_USER, query_vectors[0], k=_SHARED_POOL) if shared else []
+        return query_vectors, pending_vectors, dense, found_shared
 
     def _embed_queries(
         self, user: str, texts: Sequence[str], *, extra: Sequence[str] = ()

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .._errors import DuplicateTurnId, StorageError
+from .._steps import advance
 from .._types import Memory, Status, Tier, Turn
 from ._contracts import (
     Adjacent,
@@ -1195,14 +1196,3 @@ class PostgresPlans:
                 (user_id, owner),
             )
         )
-
-
-def advance(
-    plan: Generator[Any, Any, T], value: Any, error: BaseException | None
-) -> tuple[bool, Any]:
-    """One step of a plan (or of a transaction's body): send it the last effect's result, or
-    throw in its error. ``(True, result)`` once it has returned, ``(False, effect)`` before."""
-    try:
-        return False, plan.throw(error) if error is not None else plan.send(value)
-    except StopIteration as done:
-        return True, done.value

@@ -331,6 +331,13 @@ class PostgresRecordStore:
                 self._async_stores[loop] = twin
         return twin
 
+    async def close_async_store(self) -> None:
+        """Close the running loop's async twin, on its loop (``LightMem.aclose`` does)."""
+        with self._async_lock:
+            twin = self._async_stores.pop(asyncio.get_running_loop(), None)
+        if twin is not None:
+            await twin.close()
+
     def close(self) -> None:
         if self._closed:
             return

@@ -13,12 +13,14 @@ from typing import Any
 
 from .. import _validation as check
 from .._errors import InvalidArgument
+from .._steps import Steps, blocking, record
 from .._types import Memory, Tier, TimeReference, Turn
 from ..retrieval.controller import REFERS_TO, RELATIVE_TIME, referred_window
 from ..retrieval.terms import query_terms
 from ..safety import flag_instructions
 from ..store import RecordStore
-from . import NearbyWriter, Writer
+from ..tracing import untraced
+from . import ExtractiveWriter, MemoryDraft, NearbyWriter, Writer
 
 __all__ = ["MESSAGE_FIELDS", "parse_message", "write_entries"]
 
@@ -67,23 +69,29 @@ def parse_message(
 
 
 def write_entries(
-    writer: Writer, records: RecordStore, user: str, turns: Sequence[Turn]
-) -> tuple[list[Memory], list[str]]:
+    writer: Writer, user: str, turns: Sequence[Turn]
+) -> Steps[tuple[list[Memory], list[str]]]:
     """The MTM entries of ``turns`` from the writer, and the ids of existing entries
-    they replace (merged by a model writer; each keeps its id and statistics)."""
+    they replace (merged by a model writer; each keeps its id and statistics).
+
+    Steps (``lightmem_core._steps``): a model writer's calls block; the local writer's
+    are run in place, being cheaper than a hand-off to a thread."""
     now = datetime.now(UTC)
     # A writer that merges near-duplicates is shown the entries most like each turn.
     merging = writer if isinstance(writer, NearbyWriter) and writer.nearby > 0 else None
+    local = isinstance(untraced(writer), ExtractiveWriter)
     fresh: list[Memory] = []
     merged: dict[str, Memory] = {}  # id -> the entry as merged so far in this batch
+    drafts: list[MemoryDraft]
     for turn in turns:
         if merging is not None and turn.role != "system":
-            nearby = _nearby_entries(records, user, turn.content, merging.nearby)
+            nearby = yield from _nearby_entries(user, turn.content, merging.nearby)
             nearby = [merged.get(m.id, m) for m in nearby]
-            drafts = merging.write(turn, nearby)
+            drafts = yield blocking(merging.write, turn, nearby)
             known = {m.id: m for m in nearby}
         else:
-            drafts, known = writer.write(turn), {}
+            drafts = writer.write(turn) if local else (yield blocking(writer.write, turn))
+            known = {}
         for draft in drafts:
             base = known.get(draft.merge_into) if draft.merge_into else None
             if base is not None:
@@ -136,9 +144,13 @@ def _with_time_reference(metadata: dict[str, Any], text: str, said_at: datetime)
     return {**metadata, REFERS_TO: reference.to_dict()}
 
 
-def _nearby_entries(records: RecordStore, user: str, text: str, count: int) -> list[Memory]:
+def _nearby_entries(user: str, text: str, count: int) -> Steps[list[Memory]]:
     """The user's MTM entries most like ``text`` (BM25: cheap, and exact words are what
     near-duplicates share)."""
-    found = records.lexical_search(user, query_terms(text), limit=count, tiers=(Tier.MTM,))
-    memories = records.get_memories(user, [i for i, _ in found])
+    found: list[tuple[str, float]] = yield record(
+        RecordStore.lexical_search, user, query_terms(text), limit=count, tiers=(Tier.MTM,)
+    )
+    memories: dict[str, Memory] = yield record(
+        RecordStore.get_memories, user, [i for i, _ in found]
+    )
     return [memories[i] for i, _ in found if i in memories]
