@@ -142,17 +142,27 @@ _ANCHOR = re.compile(
     r"([\w'-]+(?:\s+[\w'-]+)?)",
     re.I,
 )
+_IMPORT_LOCK = threading.Lock()
 _PARSER_LOCK = threading.Lock()
 _SEARCH_LOCK = threading.Lock()
 _parser: Any = None
+
+
+def _dateparser() -> tuple[Any, Any]:
+    """``(DateDataParser, search_dates)``, imported by one thread at a time: dateparser's
+    package imports itself circularly, and two threads importing it at once (the warm-up
+    thread and a first consolidation, say) can see it half-initialised."""
+    with _IMPORT_LOCK:
+        from dateparser.date import DateDataParser
+        from dateparser.search import search_dates
+    return DateDataParser, search_dates
 
 
 def _date_parser() -> Any:
     global _parser
     with _PARSER_LOCK:
         if _parser is None:
-            from dateparser.date import DateDataParser
-
+            DateDataParser, _ = _dateparser()
             _parser = DateDataParser(
                 languages=["en"],
                 settings={"PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False},
@@ -194,7 +204,7 @@ def _relative_to(moment: datetime) -> dict[str, Any]:
 def resolve_window(query: str, now: datetime) -> TimeWindow | None:
     if not _TIME_HINT.search(query):
         return None
-    from dateparser.search import search_dates
+    _, search_dates = _dateparser()
 
     settings = _relative_to(now)
     with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
@@ -236,7 +246,7 @@ def phrase_window(phrase: str, said_at: datetime) -> TimeWindow | None:
     """The span a time phrase alone ("yesterday", "3 weeks ago", "last Saturday") names,
     read relative to ``said_at``: a day, a week, a month or a year. One dateparser call on
     the phrase (about a millisecond; :func:`resolve_window` searches a whole text)."""
-    from dateparser.date import DateDataParser
+    DateDataParser, _ = _dateparser()
 
     settings = _relative_to(said_at)
     with _SEARCH_LOCK:  # dateparser loads its tables lazily, and not thread-safely
