@@ -1,7 +1,7 @@
 # Everyday tasks. `make install` once, then `make check` before you push.
 PY ?= python
 
-.PHONY: install test lint format typecheck check demo bench notebooks clean
+.PHONY: install test lint format typecheck check demo bench notebooks release-check clean
 
 install:          ## install the package, every extra and the dev tools (CPU-only torch)
 	$(PY) -m pip install -c constraints.txt -e ".[all,dev]"
@@ -24,6 +24,9 @@ check: lint typecheck test   ## everything CI checks
 
 demo:             ## the scripted two-user demo, offline, on the embedded defaults
 	lightmem demo
+
+release-check:    ## build the sdist and wheel, twine check, smoke-test the wheel with each extra
+	bash .ci/release
 
 bench:            ## latency figures (add, search, embed) at 1k and 10k memories
 	$(PY) benchmarks/latency.py --quick

@@ -25,9 +25,11 @@ from .sqlite import SQLiteRecordStore
 
 if TYPE_CHECKING:
     from .postgres import PostgresRecordStore
+    from .postgres_async import AsyncPostgresRecordStore
 
 __all__ = [
     "Adjacent",
+    "AsyncPostgresRecordStore",
     "ChromaVectorIndex",
     "ConsolidationChanges",
     "DeletedCounts",
@@ -45,9 +47,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The PostgreSQL store imports its driver (extra ``postgres``) only when it is asked for.
+    # The PostgreSQL stores import their driver (extra ``postgres``) only when asked for.
     if name == "PostgresRecordStore":
         from .postgres import PostgresRecordStore
 
         return PostgresRecordStore
+    if name == "AsyncPostgresRecordStore":
+        from .postgres_async import AsyncPostgresRecordStore
+
+        return AsyncPostgresRecordStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
