@@ -51,6 +51,7 @@ from .retrieval import Reranker
 from .writer import MemoryDraft, Writer
 
 __version__ = "0.1.0"
+"""The version of the ``lightmem-slm`` distribution this package belongs to."""
 
 __all__ = [
     "DEFAULT_EMBEDDER",
