@@ -1,7 +1,7 @@
 # Everyday tasks. `make install` once, then `make check` before you push.
 PY ?= python
 
-.PHONY: install test lint format typecheck check demo bench notebooks release-check clean
+.PHONY: install test lint format typecheck check demo bench notebooks release-check docs docs-serve clean
 
 install:          ## install the package, every extra and the dev tools (CPU-only torch)
 	$(PY) -m pip install -c constraints.txt -e ".[all,dev]"
@@ -34,5 +34,11 @@ bench:            ## latency figures (add, search, embed) at 1k and 10k memories
 notebooks:        ## run the notebooks offline and store their outputs (the tests compare)
 	$(PY) notebooks/execute.py
 
+docs:             ## the documentation site in site/ (needs the docs extra); fails on any warning
+	$(PY) -m mkdocs build --strict
+
+docs-serve:       ## serve the site on http://127.0.0.1:8000, rebuilt on every change
+	$(PY) -m mkdocs serve -a 127.0.0.1:8000
+
 clean:
-	rm -rf .venv-ci .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
+	rm -rf .venv-ci .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info site .cache/mkdocs-jupyter

@@ -50,7 +50,9 @@ from .embedding import Embedder
 from .retrieval import Reranker
 from .writer import MemoryDraft, Writer
 
-__version__ = "0.1.0"  # the one place: pyproject.toml reads it; CHANGELOG.md says what changed
+__version__ = "0.1.0"
+"""The version of the ``lightmem-slm`` distribution: set here only (``pyproject.toml``
+reads it; ``CHANGELOG.md`` says what changed)."""
 
 __all__ = [
     "DEFAULT_EMBEDDER",
