@@ -70,6 +70,7 @@ class Turn:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The turn as JSON-serialisable data (times in ISO 8601)."""
         return {
             "user_id": self.user_id,
             "turn_id": self.turn_id,
@@ -120,6 +121,7 @@ class Memory:
     """The name the caller gave the memory (``remember(..., key=...)``); unique per user."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The memory as JSON-serialisable data (times in ISO 8601)."""
         return {
             "id": self.id,
             "user_id": self.user_id,
@@ -157,6 +159,7 @@ class TimeReference:
     """The words it was read from."""
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-serialisable data (times in ISO 8601)."""
         return {"start": _iso(self.start), "end": _iso(self.end), "words": self.words}
 
 
@@ -189,6 +192,7 @@ class Hit:
     was said ("yesterday", "two weeks ago"); ``timestamp`` is when it was said."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON-serialisable data (times in ISO 8601)."""
         return {
             "memory_id": self.memory_id,
             "tier": self.tier.value,
@@ -280,6 +284,7 @@ class ForgetReceipt:
         return self.lexical_rows
 
     def to_dict(self) -> dict[str, Any]:
+        """The receipt as JSON-serialisable data (times in ISO 8601)."""
         return {
             "user_id": self.user_id,
             "turns": self.turns,
@@ -344,6 +349,7 @@ class ConsolidationReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-serialisable data."""
         return {
             "users": self.users,
             "entries": self.entries,

@@ -161,6 +161,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """A root chain, agent or graph run starts: keep the human side of its input."""
         if parent_run_id is None:
             self._begin(run_id, _said(inputs), metadata)
 
@@ -172,6 +173,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
+        """A root run ends: record its input and its answer as the user's turns."""
         if parent_run_id is None:
             self._end(run_id, _answered(outputs))
 
@@ -183,6 +185,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
+        """A run failed: it has no answer, so nothing of it is recorded."""
         self._drop(run_id)  # a failed run has no answer; nothing is recorded
 
     # --- a chat model or LLM invoked on its own -----------------------------------------------
@@ -197,6 +200,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """A chat model invoked on its own starts: keep the last human message."""
         if parent_run_id is None and messages:
             self._begin(run_id, _said(messages[0]), metadata)
 
@@ -210,6 +214,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """An LLM invoked on its own starts: keep its prompt."""
         if parent_run_id is None and prompts:
             self._begin(run_id, prompts[0], metadata)
 
@@ -221,6 +226,7 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
+        """A chat model or LLM invoked on its own ends: record the prompt and its answer."""
         if parent_run_id is not None or not response.generations or not response.generations[0]:
             return
         generation = response.generations[0][0]
@@ -237,4 +243,5 @@ class LightMemCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
+        """A model call failed: nothing of it is recorded."""
         self._drop(run_id)

@@ -53,6 +53,8 @@ class LangChainGenerator:
         json_schema: Mapping[str, Any] | None = None,
         stop: Sequence[str] = (),
     ) -> Generation:
+        """One completion of ``prompt`` by the chat model, at most ``max_tokens`` long (in
+        the shape of ``json_schema`` where given): its text and token counts."""
         reply = self.model.invoke(self._messages(prompt), stop=list(stop) or None)
         return self._generation(prompt, reply)
 
@@ -64,5 +66,6 @@ class LangChainGenerator:
         json_schema: Mapping[str, Any] | None = None,
         stop: Sequence[str] = (),
     ) -> Generation:
+        """Async :meth:`generate`."""
         reply = await self.model.ainvoke(self._messages(prompt), stop=list(stop) or None)
         return self._generation(prompt, reply)

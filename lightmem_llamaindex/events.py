@@ -80,6 +80,7 @@ class LightMemEventHandler(BaseSpanHandler[SimpleSpan]):
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex knows this handler by."""
         return "LightMemEventHandler"
 
     def attach(self, dispatcher: Dispatcher | None = None) -> LightMemEventHandler:
@@ -105,6 +106,7 @@ class LightMemEventHandler(BaseSpanHandler[SimpleSpan]):
         tags: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> SimpleSpan | None:
+        """Track a root chat call (``chat``, ``achat``); ignore every other span."""
         method = id_.split("-", 1)[0].rsplit(".", 1)[-1]
         if parent_span_id is None and method in _CHAT_METHODS:
             return SimpleSpan(id_=id_, parent_id=None, tags=tags or {})
@@ -118,6 +120,7 @@ class LightMemEventHandler(BaseSpanHandler[SimpleSpan]):
         result: Any | None = None,
         **kwargs: Any,
     ) -> SimpleSpan | None:
+        """A tracked chat call returned: record its message and its answer as the user's turns."""
         span = self.open_spans.get(id_)
         if span is None:
             return None
@@ -136,6 +139,7 @@ class LightMemEventHandler(BaseSpanHandler[SimpleSpan]):
         err: BaseException | None = None,
         **kwargs: Any,
     ) -> SimpleSpan | None:
+        """A tracked chat call failed: nothing of it is recorded."""
         return self.open_spans.get(id_)  # a failed chat: nothing to record
 
     def _record(self, bound_args: inspect.BoundArguments, result: Any) -> None:

@@ -56,6 +56,8 @@ class LlamaIndexGenerator:
         json_schema: Mapping[str, Any] | None = None,
         stop: Sequence[str] = (),
     ) -> Generation:
+        """One completion of ``prompt`` by the LLM, at most ``max_tokens`` long (in the shape
+        of ``json_schema`` where given): its text and token counts."""
         response = self.llm.chat(self._messages(prompt))
         return self._generation(prompt, response)
 
@@ -67,5 +69,6 @@ class LlamaIndexGenerator:
         json_schema: Mapping[str, Any] | None = None,
         stop: Sequence[str] = (),
     ) -> Generation:
+        """Async :meth:`generate`."""
         response = await self.llm.achat(self._messages(prompt))
         return self._generation(prompt, response)

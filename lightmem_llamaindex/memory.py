@@ -76,6 +76,7 @@ class LightMemMemory(BaseMemory):
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex knows this memory by."""
         return "LightMemMemory"
 
     @classmethod

@@ -44,10 +44,12 @@ def test_a_public_name_without_a_docstring_fails(tmp_path: Path) -> None:
         '__all__ = ["Documented", "bare", "missing"]\n'
     )
     (package / "_impl.py").write_text(
-        'class Documented:\n    """Has one."""\n\n\ndef bare() -> None:\n    pass\n'
+        'class Documented:\n    """Has one."""\n\n    def method(self) -> None:\n        pass\n\n\n'
+        "def bare() -> None:\n    pass\n"
     )
     problems = hook.undocumented(hook.load(tmp_path, ("somepkg",)))
     assert problems == [
+        "somepkg.Documented.method: no docstring",
         "somepkg.bare (defined as somepkg._impl.bare): no docstring",
         "somepkg.missing: listed in __all__ but not defined",
     ]

@@ -7,7 +7,8 @@ followed to the object they name (``from ._memory import LightMem`` is checked o
 ``TYPE_CHECKING``). Griffe reads the sources statically: nothing is imported, so the check
 needs none of the project's dependencies and runs in well under a second.
 
-A name fails when its object has no docstring (or an empty one), when ``__all__`` lists a name
+A name fails when its object has no docstring (or an empty one), when a class among them
+defines a public method without one, when ``__all__`` lists a name
 the package does not define, when a re-export cannot be followed inside the project, or when
 no ``::: identifier`` block of the reference pages (:data:`REFERENCE`) renders it. A block
 for a package renders all its public names, unless its ``members`` option is false (none)
@@ -78,7 +79,21 @@ def undocumented(modules: list[griffe.Module]) -> list[str]:
             if docstring is None or not docstring.value.strip():
                 defined = "" if target.path == where else f" (defined as {target.path})"
                 problems.append(f"{where}{defined}: no docstring")
+            if target.is_class:
+                problems += _undocumented_methods(target, where)
     return problems
+
+
+def _undocumented_methods(cls: Any, where: str) -> list[str]:
+    """The public methods a class defines itself (not those it inherits from a framework)
+    that have no docstring."""
+    missing = []
+    for name, member in cls.members.items():
+        if name.startswith("_") or member.is_alias or not member.is_function:
+            continue
+        if member.docstring is None or not member.docstring.value.strip():
+            missing.append(f"{where}.{name}: no docstring")
+    return missing
 
 
 def rendered(pages: list[Path]) -> set[str]:

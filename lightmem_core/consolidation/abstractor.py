@@ -87,7 +87,9 @@ class Abstractor(Protocol):
     see :class:`~lightmem_core.consolidation.plan.Judge`.
     """
 
-    def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]: ...
+    def abstract(self, evidence: Sequence[Evidence]) -> list[list[KnowledgeCandidate]]:
+        """The candidate knowledge each evidence entry states: one list per entry, in order
+        (empty for an entry that states nothing worth keeping)."""
 
 
 # The optional capabilities of an abstractor, each a protocol of its own, checked once when

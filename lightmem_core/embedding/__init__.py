@@ -48,7 +48,8 @@ class Embedder(Protocol):
         """Length of every vector (may load the model)."""
         ...
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order, each :attr:`dimension` floats long."""
 
 
 # --- sentence-transformers ---------------------------------------------------------------

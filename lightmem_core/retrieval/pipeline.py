@@ -198,7 +198,9 @@ class Reranker(Protocol):
 
     def rerank(
         self, plan: QueryPlan, candidates: Sequence[Candidate], memories: dict[str, Memory]
-    ) -> list[tuple[str, float]]: ...
+    ) -> list[tuple[str, float]]:
+        """``(memory_id, score)`` for the candidates, best first. ``memories`` holds the
+        records of the candidates (and of their context) by id."""
 
 
 class LocalReranker:

@@ -39,7 +39,8 @@ class Writer(Protocol):
     a near-duplicate instead of adding another.
     """
 
-    def write(self, turn: Turn) -> list[MemoryDraft]: ...
+    def write(self, turn: Turn) -> list[MemoryDraft]:
+        """The mid-term entries to store for ``turn`` (none for a turn with nothing to keep)."""
 
 
 @runtime_checkable
