@@ -6,6 +6,7 @@ methods, keep users apart under many concurrent coroutines, and work across even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -134,3 +135,29 @@ def test_aclose_closes_the_async_connections_on_their_loop(
         assert twin.closed
 
     asyncio.run(main())
+
+
+def test_a_cancelled_call_leaves_all_or_nothing_and_the_pool_usable(mem: LightMem) -> None:
+    # asyncio.wait_for and request timeouts cancel coroutines at any await: a batch is then
+    # stored whole or not at all, and the connection it held goes back to the pool clean.
+    async def batch(n: int) -> None:
+        await mem.aadd_many(
+            f"user{n}",
+            [{"content": f"batch {n} part {i}", "turn_id": f"b{n}-{i}"} for i in range(3)],
+        )
+
+    async def main() -> None:
+        for n in range(30):
+            task = asyncio.create_task(batch(n))
+            await asyncio.sleep(0.0005 * (n % 7))  # cancel at different points of the call
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for n in range(30):
+            turns = (await mem.aexport(f"user{n}"))["turns"]
+            assert len(turns) in (0, 3), n
+        await batch(99)  # the pool still serves
+        assert len(await mem.arecent("user99")) == 3
+
+    asyncio.run(main())
+    assert mem.flush() >= 0

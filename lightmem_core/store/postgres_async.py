@@ -10,6 +10,7 @@ migrations, as the sync store does).
 from __future__ import annotations
 
 import asyncio
+import functools
 from array import array
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -82,7 +83,8 @@ class AsyncPostgresRecordStore:
         self._timeout = connect_timeout_s
         self._migrate = migrate
         self._plans = PostgresPlans(schema=schema, where=self.url, vacuum_full=erasure == "full")
-        self._pool = AsyncConnectionPool(
+        self._new_pool = functools.partial(
+            AsyncConnectionPool,
             url,
             min_size=min_connections,
             max_size=max_connections,
@@ -91,9 +93,10 @@ class AsyncPostgresRecordStore:
             timeout=connect_timeout_s,
             name=f"lightmem-async-{schema}",
         )
+        self._pool = self._new_pool()
         self._opened = False
         self.closed = False
-        self._open_lock: asyncio.Lock | None = None
+        self._opening: asyncio.Future[None] | None = None
         # The connection of the running task's session (a task's own: a ContextVar).
         self._session: ContextVar[psycopg.AsyncConnection[Any] | None] = ContextVar(
             f"lightmem-session-{id(self)}", default=None
@@ -101,32 +104,43 @@ class AsyncPostgresRecordStore:
         self._erase_lock: asyncio.Lock | None = None
 
     async def open(self) -> None:
-        """Open the pool (and apply the migrations); :meth:`_run` does it on first use."""
+        """Open the pool (and apply the migrations); :meth:`_run` does it on first use.
+
+        The opening is one task that every caller awaits, shielded: a caller cancelled
+        meanwhile (a request timeout) leaves it to finish for the others."""
         if self._opened:
             return
-        if self._open_lock is None:
-            self._open_lock = asyncio.Lock()
-        async with self._open_lock:
-            if self._opened:
-                return
-            if self.closed:
-                raise StorageError("the record store is closed")
-            try:
-                await self._pool.open(wait=True, timeout=self._timeout)
-            except PoolTimeout as err:
+        if self.closed:
+            raise StorageError("the record store is closed")
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opening)
+
+    async def _open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=self._timeout)
+            if self._migrate:
+                await self._drive(self._plans.migrate())
+        except BaseException as err:
+            # A later call tries again, on a fresh pool (a closed one cannot reopen).
+            with suppress(Exception):
                 await self._pool.close()
+            self._pool, self._opening = self._new_pool(), None
+            if isinstance(err, PoolTimeout):
                 raise StorageError(
                     f"cannot reach the record store at {self.url} within {self._timeout:g}s; "
                     "is the server running and the URL right?"
                 ) from err
-            self._opened = True
-            if self._migrate:
-                await self._run(self._plans.migrate())
+            raise
+        self._opened = True
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self._opening is not None and not self._opening.done():
+            with suppress(Exception):
+                await self._opening  # then close what it opened
         if self._opened:
             with suppress(Exception):
                 await self._pool.close()
@@ -155,6 +169,10 @@ class AsyncPostgresRecordStore:
     async def _run(self, plan: Plan[T]) -> T:
         if not self._opened:
             await self.open()
+        return await self._drive(plan)
+
+    async def _drive(self, plan: Plan[T]) -> T:
+        """Run ``plan`` on the open pool."""
         value: Any = None
         error: BaseException | None = None
         while True:
