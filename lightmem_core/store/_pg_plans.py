@@ -35,19 +35,10 @@ from ._contracts import (
     PendingVector,
     Surroundings,
 )
+from ._psycopg import pg_errors
 from ._rows import dt as _dt
 from ._rows import epoch as _epoch
 from ._rows import memory_from_row, owner_token, turn_from_row
-
-try:
-    from psycopg import errors as pg_errors
-except ImportError as err:  # pragma: no cover - the extra is installed in CI
-    from .._errors import MissingDependency
-
-    raise MissingDependency(
-        "the PostgreSQL record store needs the 'postgres' extra: "
-        "pip install 'lightmem-slm[postgres]'"
-    ) from err
 
 __all__ = [
     "MIGRATIONS",

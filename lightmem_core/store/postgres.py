@@ -41,7 +41,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .._errors import ConfigurationError, MissingDependency, StorageError, StoreNotWritable
+from .._errors import ConfigurationError, StorageError, StoreNotWritable
 from .._types import Memory, Tier, Turn
 from ._contracts import (
     ConsolidationChanges,
@@ -64,17 +64,7 @@ from ._pg_plans import (
     advance,
     fold,
 )
-
-try:
-    import psycopg
-    from psycopg import errors as pg_errors
-    from psycopg.conninfo import conninfo_to_dict
-    from psycopg_pool import ConnectionPool, PoolTimeout
-except ImportError as err:  # pragma: no cover - the extra is installed in CI
-    raise MissingDependency(
-        "the PostgreSQL record store needs the 'postgres' extra: "
-        "pip install 'lightmem-slm[postgres]'"
-    ) from err
+from ._psycopg import ConnectionPool, PoolTimeout, conninfo_to_dict, pg_errors, psycopg
 
 if TYPE_CHECKING:
     from .postgres_async import AsyncPostgresRecordStore
@@ -200,14 +190,9 @@ class PostgresRecordStore:
         self.url = redacted(url)
         self.schema = schema
         self._erasure = erasure
-        self._options = {
-            "schema": schema,
-            "min_connections": min_connections,
-            "max_connections": max_connections,
-            "connect_timeout_s": connect_timeout_s,
-            "erasure": erasure,
-        }
         self._conninfo = url
+        self._pool_size = (min_connections, max_connections)
+        self._connect_timeout_s = connect_timeout_s
         self._closed = False
         self._erase_lock = threading.Lock()
         self._plans = PostgresPlans(schema=schema, where=self.url, vacuum_full=erasure == "full")
@@ -327,7 +312,15 @@ class PostgresRecordStore:
         with self._async_lock:
             twin = self._async_stores.get(loop)
             if twin is None or twin.closed:
-                twin = AsyncPostgresRecordStore(self._conninfo, migrate=False, **self._options)  # type: ignore[arg-type]
+                twin = AsyncPostgresRecordStore(
+                    self._conninfo,
+                    schema=self.schema,
+                    min_connections=self._pool_size[0],
+                    max_connections=self._pool_size[1],
+                    connect_timeout_s=self._connect_timeout_s,
+                    erasure=self._erasure,
+                    migrate=False,  # this store applied them
+                )
                 self._async_stores[loop] = twin
         return twin
 

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from .._errors import MissingDependency, StorageError
+from .._errors import StorageError
 from .._types import Memory, Tier, Turn
 from ._contracts import (
     ConsolidationChanges,
@@ -28,6 +28,7 @@ from ._contracts import (
     Surroundings,
 )
 from ._pg_plans import Maintenance, Plan, PostgresPlans, Query, Result, Transaction, Work, advance
+from ._psycopg import AsyncConnectionPool, PoolTimeout, pg_errors, psycopg
 from .postgres import (
     ATTEMPTS,
     RETRIED,
@@ -39,16 +40,6 @@ from .postgres import (
     redacted,
     translate,
 )
-
-try:
-    import psycopg
-    from psycopg import errors as pg_errors
-    from psycopg_pool import AsyncConnectionPool, PoolTimeout
-except ImportError as err:  # pragma: no cover - the extra is installed in CI
-    raise MissingDependency(
-        "the PostgreSQL record store needs the 'postgres' extra: "
-        "pip install 'lightmem-slm[postgres]'"
-    ) from err
 
 __all__ = ["AsyncPostgresRecordStore"]
 
